@@ -7,6 +7,7 @@
     │   ├── TaskFailed                      user code raised; the original exception is __cause__
     │   ├── TaskTimeout (also TimeoutError) the item ran past task_timeout
     │   └── WorkerDied                      the process running the item died: .pid, .exitcode
+    ├── InitializerFailed (also BrokenExecutor)  a worker's initializer raised: the pool is unusable
     ├── ProfileError                        the work could not be measured
     └── DownloadError                       a URL could not be fetched: .url, .status
 
@@ -18,11 +19,13 @@ from __future__ import annotations
 
 import reprlib
 import signal
+from concurrent.futures import BrokenExecutor
 from typing import Any
 
 __all__ = [
     "DownloadError",
     "GearshiftError",
+    "InitializerFailed",
     "ProfileError",
     "RemoteError",
     "RemoteTraceback",
@@ -60,6 +63,10 @@ class StrategyUnavailable(GearshiftError):
     """A strategy cannot run here: a missing extra or an unreachable cluster."""
 
 
+class InitializerFailed(GearshiftError, BrokenExecutor):
+    """A worker's `initializer` raised, so the pool cannot run anything; the cause says why."""
+
+
 class ProfileError(GearshiftError):
     """The work could not be measured (for instance: no items to sample)."""
 
@@ -83,6 +90,7 @@ class TaskError(GearshiftError):
         super().__init__(message)
         self.index = index
         self.item = item
+        self.attempts = 1
 
     def __reduce__(self) -> tuple[Any, ...]:
         state = {k: v for k, v in vars(self).items() if not k.startswith("__")}
@@ -139,7 +147,7 @@ class RemoteTraceback(Exception):
 
 
 class RemoteError(Exception):
-    """Stands in for a worker's exception that could not be pickled: its type, message, traceback."""
+    """Stands in for a worker's exception that could not be pickled: its type and message."""
 
     def __init__(self, type_name: str, message: str) -> None:
         super().__init__(type_name, message)

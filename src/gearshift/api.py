@@ -1,0 +1,353 @@
+"""`map` and `imap`: one set of semantics over every strategy, written once on top of `submit`.
+
+    items ──(lazy, in chunks)──► window of in-flight chunks ──► strategy's executor
+      ▲ pulled only when the window has room          │
+      └──────────── results in order, or as completed ◄┘  (failed items retried, errors named)
+
+Memory stays bounded: at most `2 x workers` chunks run at once and, in order, at most
+`4 x workers` chunks wait to be yielded. Chunk sizes adapt to measured durations (`_chunking`).
+"""
+
+from __future__ import annotations
+
+import builtins
+import inspect
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+from gearshift._chunking import ChunkSizer
+from gearshift._progress import Progress
+from gearshift.errors import TaskError, TaskFailed, UsageError, short_repr
+from gearshift.outcome import ChunkResult, Statistics
+from gearshift.strategies import resolve
+from gearshift.strategies.base import Strategy, check_workers
+
+DEFAULT_STRATEGY = "processes"
+IN_FLIGHT_PER_WORKER = 2  # chunks submitted per worker: one running, one ready behind it
+AHEAD_PER_WORKER = 4  # ordered mode: chunks finished or running ahead of the next to yield
+
+
+@dataclass
+class _Options:
+    chunksize: int | None
+    ordered: bool
+    task_timeout: float | None
+    retries: int
+    retry_on: tuple[type[BaseException], ...]
+    return_exceptions: bool
+    progress: bool
+    initializer: Callable[..., object] | None
+    initargs: tuple[Any, ...]
+
+
+@dataclass(eq=False)
+class _Chunk:
+    """A contiguous slice of the input; `open` counts items without a final outcome yet."""
+
+    start: int
+    items: list[Any]
+    values: list[Any] = field(default_factory=list)
+    attempts: dict[int, int] = field(default_factory=dict)
+    open: int = 0
+
+    def __post_init__(self) -> None:
+        self.values = [None] * len(self.items)
+        self.open = len(self.items)
+
+
+def map(
+    fn: Callable[[Any], Any],
+    items: Iterable[Any],
+    *,
+    strategy: str | Strategy = DEFAULT_STRATEGY,
+    max_workers: int | None = None,
+    chunksize: int | None = None,
+    ordered: bool = True,
+    task_timeout: float | None = None,
+    retries: int = 0,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+    return_exceptions: bool = False,
+    progress: bool = False,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
+) -> list[Any]:
+    """`[fn(x) for x in items]`, run by `strategy`; see `imap` for every option."""
+    return list(
+        imap(
+            fn,
+            items,
+            strategy=strategy,
+            max_workers=max_workers,
+            chunksize=chunksize,
+            ordered=ordered,
+            task_timeout=task_timeout,
+            retries=retries,
+            retry_on=retry_on,
+            return_exceptions=return_exceptions,
+            progress=progress,
+            initializer=initializer,
+            initargs=initargs,
+        )
+    )
+
+
+def imap(
+    fn: Callable[[Any], Any],
+    items: Iterable[Any],
+    *,
+    strategy: str | Strategy = DEFAULT_STRATEGY,
+    max_workers: int | None = None,
+    chunksize: int | None = None,
+    ordered: bool = True,
+    task_timeout: float | None = None,
+    retries: int = 0,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+    return_exceptions: bool = False,
+    progress: bool = False,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
+) -> MapIterator:
+    """Lazily yield `fn(x)` for each item: in input order, or as completed with `ordered=False`.
+
+    `items` is consumed through a bounded window, so any iterable (a generator of ten million
+    items) runs in bounded memory. The first failure raises `TaskFailed` (user code raised),
+    `TaskTimeout` or `WorkerDied`, naming the item; `return_exceptions=True` yields those errors
+    in place instead. `retries` re-runs a failed item (of a `retry_on` type) up to that many times.
+    `chunksize=None` adapts chunk sizes to measured durations. Arguments are checked now; the
+    work starts on the first `next()`.
+    """
+    if not callable(fn):
+        raise UsageError(
+            f"fn must be callable, got {type(fn).__name__} {short_repr(fn)}: pass the function "
+            "itself, e.g. gearshift.map(square, items), not gearshift.map(square(2), items)"
+        )
+    try:
+        iterator = iter(items)
+    except TypeError:
+        raise UsageError(
+            f"items must be iterable (a list, range, generator...), got {type(items).__name__}"
+        ) from None
+    chosen = resolve(strategy, check_workers(max_workers))
+    if inspect.iscoroutinefunction(fn) and not chosen.runs_coroutines:
+        raise UsageError(
+            f"fn {getattr(fn, '__name__', fn)!r} is a coroutine function (async def); strategy "
+            f"{chosen.name!r} calls plain functions: wrap it, e.g. lambda x: asyncio.run(fn(x))"
+        )
+    options = _Options(
+        chunksize=check_workers(chunksize, "chunksize"),
+        ordered=bool(ordered),
+        task_timeout=_check_timeout(task_timeout, chosen),
+        retries=_check_retries(retries),
+        retry_on=retry_on if isinstance(retry_on, tuple) else (retry_on,),
+        return_exceptions=bool(return_exceptions),
+        progress=bool(progress),
+        initializer=initializer,
+        initargs=tuple(initargs),
+    )
+    total = len(items) if hasattr(items, "__len__") else None  # type: ignore[arg-type]
+    return MapIterator(fn, iterator, total, chosen, options)
+
+
+def _check_timeout(task_timeout: object, strategy: Strategy) -> float | None:
+    if task_timeout is None:
+        return None
+    if (
+        isinstance(task_timeout, bool)
+        or not isinstance(task_timeout, int | float)
+        or task_timeout <= 0
+    ):
+        raise UsageError(
+            f"task_timeout must be a number of seconds > 0 or None, got {task_timeout!r}"
+        )
+    if not strategy.can_kill:
+        raise UsageError(
+            f"task_timeout needs a strategy that can stop a running task; {strategy.name!r} "
+            "cannot: use strategy='processes'"
+        )
+    return float(task_timeout)
+
+
+def _check_retries(retries: object) -> int:
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise UsageError(f"retries must be a whole number >= 0, got {retries!r}")
+    return retries
+
+
+class MapIterator(Iterator[Any]):
+    """The iterator `imap` returns; `statistics()` tells what happened so far."""
+
+    def __init__(
+        self,
+        fn: Callable[[Any], Any],
+        items: Iterator[Any],
+        total: int | None,
+        strategy: Strategy,
+        options: _Options,
+    ) -> None:
+        self._fn, self._items, self._total = fn, items, total
+        self._strategy, self._opts = strategy, options
+        self._sizer = ChunkSizer(options.chunksize, strategy.workers, total)
+        self._executor: Executor | None = None
+        self._counts = dict.fromkeys(
+            ["tasks_submitted", "tasks_done", "tasks_failed", "tasks_retried"], 0
+        )
+        self._gen = self._generate()
+
+    def __next__(self) -> Any:
+        return next(self._gen)
+
+    def close(self) -> None:
+        """Stop early: cancel what is queued, stop the workers."""
+        self._gen.close()
+
+    def statistics(self) -> Statistics:
+        pool = getattr(self._executor, "statistics", None)
+        workers = pool() if pool is not None else Statistics()
+        return Statistics(
+            workers_started=workers.workers_started,
+            workers_lost=workers.workers_lost,
+            chunksize=self._sizer.size,
+            **self._counts,
+        )
+
+    def _generate(self) -> Generator[Any, None, None]:
+        opts = self._opts
+        self._executor = self._strategy.executor(
+            initializer=opts.initializer, initargs=opts.initargs
+        )
+        progress = Progress(self._total, opts.progress)
+        finished = False
+        try:
+            yield from self._drive(self._executor, progress)
+            finished = True
+        finally:
+            progress.close()
+            if finished:
+                self._executor.shutdown(wait=True)
+            else:
+                self._strategy.abort(self._executor)
+
+    def _drive(self, executor: Executor, progress: Progress) -> Iterator[Any]:
+        opts, workers = self._opts, self._strategy.workers
+        pending: dict[Future[ChunkResult], tuple[_Chunk, list[int]]] = {}
+        retry: deque[tuple[_Chunk, int]] = deque()
+        waiting: deque[_Chunk] = deque()  # ordered mode: chunks not yet yielded, in input order
+        next_index, exhausted = 0, False
+        while True:
+            while retry and len(pending) < IN_FLIGHT_PER_WORKER * workers:
+                chunk, pos = retry.popleft()
+                pending[self._submit(executor, chunk, [pos])] = (chunk, [pos])
+            while (
+                not exhausted
+                and len(pending) < IN_FLIGHT_PER_WORKER * workers
+                and len(waiting) < AHEAD_PER_WORKER * workers
+            ):
+                size = self._sizer.next()
+                batch = list(islice(self._items, size))
+                exhausted = len(batch) < size
+                if not batch:
+                    break
+                chunk = _Chunk(next_index, batch)
+                next_index += len(batch)
+                positions = list(range(len(batch)))
+                pending[self._submit(executor, chunk, positions)] = (chunk, positions)
+                if opts.ordered:
+                    waiting.append(chunk)
+            while waiting and not waiting[0].open:
+                yield from waiting.popleft().values
+            if not pending:
+                if exhausted and not retry and not waiting:
+                    return
+                continue
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                chunk, positions = pending.pop(future)
+                finals = self._absorb(chunk, positions, future, retry)
+                progress.advance(len(finals))
+                if not opts.ordered:
+                    yield from (chunk.values[pos] for pos in finals)
+
+    def _submit(
+        self, executor: Executor, chunk: _Chunk, positions: list[int]
+    ) -> Future[ChunkResult]:
+        items = (
+            chunk.items
+            if len(positions) == len(chunk.items)
+            else [chunk.items[p] for p in positions]
+        )
+        self._counts["tasks_submitted"] += len(items)
+        try:
+            return self._strategy.submit_chunk(
+                executor,
+                self._fn,
+                items,
+                first_index=chunk.start + positions[0],
+                task_timeout=self._opts.task_timeout,
+            )
+        except Exception as exc:
+            if self._strategy.needs_pickling and "pickl" in f"{type(exc).__name__} {exc}".lower():
+                raise UsageError(
+                    f"fn {getattr(self._fn, '__name__', self._fn)!r} could not be pickled for "
+                    f"strategy {self._strategy.name!r} ({type(exc).__name__}: {exc}): define it at "
+                    "module level, or use strategy='threads'"
+                ) from exc
+            raise
+
+    def _absorb(
+        self,
+        chunk: _Chunk,
+        positions: list[int],
+        future: Future[ChunkResult],
+        retry: deque[tuple[_Chunk, int]],
+    ) -> list[int]:
+        """Take a finished chunk's results; returns the positions whose outcome is now final."""
+        try:
+            result = future.result()
+        except BaseException as exc:  # the chunk as a whole failed: every item gets that error
+            n = len(positions)
+            result = ChunkResult([None] * n, [0.0] * n, dict.fromkeys(range(n), exc))
+        self._sizer.observe(len(positions), builtins.sum(result.seconds))
+        if not result.errors and len(positions) == len(chunk.items):  # the fast path
+            chunk.values, chunk.open = result.values, 0
+            self._counts["tasks_done"] += len(positions)
+            return positions
+        finals = []
+        for offset, pos in enumerate(positions):
+            error = result.errors.get(offset)
+            if error is None:
+                chunk.values[pos] = result.values[offset]
+            else:
+                attempts = chunk.attempts.get(pos, 1)
+                if attempts <= self._opts.retries and isinstance(error, self._opts.retry_on):
+                    chunk.attempts[pos] = attempts + 1
+                    self._counts["tasks_retried"] += 1
+                    retry.append((chunk, pos))
+                    continue
+                task_error = _task_error(error, chunk.start + pos, chunk.items[pos], attempts)
+                self._counts["tasks_failed"] += 1
+                if not self._opts.return_exceptions:
+                    raise task_error
+                chunk.values[pos] = task_error
+            chunk.open -= 1
+            self._counts["tasks_done"] += 1
+            finals.append(pos)
+        return finals
+
+
+def _task_error(error: BaseException, index: int, item: Any, attempts: int) -> TaskError:
+    """The error that names the item: the pool's own `TaskError`, or `TaskFailed` from `error`."""
+    if isinstance(error, TaskError):
+        task_error = error
+    else:
+        task_error = TaskFailed(
+            f"item {index} ({short_repr(item)}) raised {type(error).__name__}: {error}",
+            index=index,
+            item=short_repr(item),
+        )
+        task_error.__cause__ = error
+    task_error.attempts = attempts
+    return task_error

@@ -1,0 +1,116 @@
+"""`gearshift.Executor`: a drop-in `concurrent.futures.Executor` over any strategy."""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor as _StdExecutor
+from concurrent.futures import Future
+from itertools import islice
+from typing import Any, TypeVar
+
+from gearshift.errors import UsageError
+from gearshift.outcome import Statistics
+from gearshift.strategies import resolve
+from gearshift.strategies.base import Strategy
+
+T = TypeVar("T")
+
+
+class Executor(_StdExecutor):
+    """Swap it in for `ProcessPoolExecutor` or `ThreadPoolExecutor`; same methods, same semantics.
+
+    `map` keeps the standard library's meaning (eager submission, `timeout` for the whole call,
+    `buffersize=` to bound it as in Python 3.14); `gearshift.map`/`imap` are the lazy ones.
+    """
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        strategy: str | Strategy = "processes",
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+    ) -> None:
+        self.strategy = resolve(strategy, max_workers)
+        self._inner = self.strategy.executor(initializer=initializer, initargs=tuple(initargs))
+
+    @property
+    def max_workers(self) -> int:
+        return self.strategy.workers
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        return self._inner.submit(fn, *args, **kwargs)
+
+    def map(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+        buffersize: int | None = None,
+    ) -> Iterator[T]:
+        """Like `concurrent.futures.Executor.map`; `chunksize` batches calls into one task."""
+        if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
+            raise UsageError(f"chunksize must be a whole number >= 1, got {chunksize!r}")
+        if buffersize is not None and (not isinstance(buffersize, int) or buffersize < 1):
+            raise UsageError(f"buffersize must be None or a whole number >= 1, got {buffersize!r}")
+        end_time = None if timeout is None else timeout + time.monotonic()
+        calls: Iterator[tuple[Any, ...]] = zip(*iterables, strict=False)
+        task: Callable[..., Any] = fn
+        args_iter = calls
+        if chunksize > 1:
+            batches = iter(lambda: tuple(islice(calls, chunksize)), ())
+            args_iter = ((fn, batch) for batch in batches)
+            task = _call_batch
+        fs = deque(self.submit(task, *args) for args in islice(args_iter, buffersize))
+        owner = weakref.ref(self) if buffersize else None
+        results = _results(fs, end_time, owner, task, args_iter)
+        return _flatten(results) if chunksize > 1 else results
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._inner.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def statistics(self) -> Statistics:
+        """Counters of the pool (processes); zeros for strategies that keep none."""
+        stats = getattr(self._inner, "statistics", None)
+        return stats() if stats is not None else Statistics()
+
+
+def _call_batch(fn: Callable[..., T], batch: tuple[tuple[Any, ...], ...]) -> list[T]:
+    return [fn(*args) for args in batch]
+
+
+def _flatten(batches: Iterator[list[T]]) -> Iterator[T]:
+    for batch in batches:
+        yield from batch
+
+
+def _results(
+    fs: deque[Future[Any]],
+    end_time: float | None,
+    owner: weakref.ref[Executor] | None,
+    fn: Callable[..., Any],
+    args_iter: Iterator[tuple[Any, ...]],
+) -> Iterator[Any]:
+    """Yield results in order; with a buffer, submit one more call per result taken."""
+    try:
+        while fs:
+            if owner is not None and (executor := owner()) is not None:
+                args = next(args_iter, None)
+                if args is not None:
+                    fs.append(executor.submit(fn, *args))
+                del executor
+            future = fs.popleft()
+            if end_time is None:
+                yield future.result()
+            else:
+                try:
+                    yield future.result(end_time - time.monotonic())
+                finally:
+                    future.cancel()
+    finally:
+        for future in fs:
+            future.cancel()

@@ -1,0 +1,80 @@
+"""Values that describe what happened: one item's outcome, a chunk's results, a pool's counters."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gearshift.errors import TaskError
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """What became of one input item: its value or the error that names it."""
+
+    index: int
+    value: Any = None
+    error: TaskError | None = None
+    seconds: float = 0.0
+    attempts: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class ChunkResult:
+    """The results of a chunk of items, by position: values, seconds, and the exceptions raised.
+
+    `errors` maps a position to the exception user code raised (or a `TaskError` the pool made,
+    such as `WorkerDied`); `values[pos]` is meaningless there.
+    """
+
+    values: list[Any]
+    seconds: list[float]
+    errors: dict[int, BaseException] = field(default_factory=dict)
+
+
+def run_chunk(
+    fn: Callable[[Any], Any],
+    items: Sequence[Any],
+    catch: type[BaseException] = Exception,
+) -> ChunkResult:
+    """Run `fn` over `items`, capturing each item's exception instead of stopping at the first.
+
+    A process worker passes `catch=BaseException` so that even `SystemExit` from user code
+    becomes that item's error instead of ending the worker.
+    """
+    from time import perf_counter
+
+    values: list[Any] = []
+    seconds: list[float] = []
+    errors: dict[int, BaseException] = {}
+    for pos, item in enumerate(items):
+        start = perf_counter()
+        try:
+            values.append(fn(item))
+        except catch as exc:
+            values.append(None)
+            errors[pos] = exc
+        seconds.append(perf_counter() - start)
+    return ChunkResult(values, seconds, errors)
+
+
+@dataclass(frozen=True)
+class Statistics:
+    """Counters of a pool or a map call, for tests to assert on instead of timing."""
+
+    tasks_submitted: int = 0
+    tasks_done: int = 0
+    tasks_failed: int = 0
+    tasks_retried: int = 0
+    workers_started: int = 0
+    workers_lost: int = 0
+    chunksize: int = 0
+
+    def replace(self, **changes: int) -> Statistics:
+        return dataclasses.replace(self, **changes)

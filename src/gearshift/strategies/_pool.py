@@ -1,0 +1,528 @@
+"""gearshift's process pool: one duplex pipe per worker, one dispatcher thread.
+
+    submit / submit_chunk ─► job queue ─► dispatcher ──("run", chunk)──► worker pipe ─► worker
+             ▲                              │  waits on every pipe, every worker's pidfd
+             └──── future resolved ◄────────┴─ and a wake-up pipe (multiprocessing.connection.wait)
+
+The dispatcher always knows which chunk ("piece") each worker holds, in order, so a dead worker
+or an overdue item is attributed to exactly that item: the worker is killed (timeouts) or reaped
+(deaths) and replaced, its unstarted pieces go back to the queue, and the pool never "breaks".
+A chunk that ran in one message when its worker died is re-run one item per piece, which isolates
+the item that kills workers. There is no shared queue, lock or semaphore between processes, so
+the pool runs where /dev/shm is missing (AWS Lambda). Workers are fresh interpreters started with
+`subprocess` (your `__main__` is not re-imported); functions, items and results travel with
+cloudpickle.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import itertools
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+import cloudpickle
+
+import gearshift
+from gearshift.errors import (
+    InitializerFailed,
+    RemoteTraceback,
+    TaskTimeout,
+    WorkerDied,
+    short_repr,
+    signal_name,
+)
+from gearshift.outcome import ChunkResult, Statistics
+from gearshift.strategies._worker import FN_CACHE_SIZE, STOP
+
+# A second chunk is sent ahead to a busy worker only if it is this small: a worker stuck in C code
+# cannot drain its pipe, and the dispatcher must never block on a send.
+PREFETCH_MAX_BYTES = 64 * 1024
+TICK_SECONDS = 0.5  # how often worker liveness is polled where no pidfd exists
+STOP_GRACE_SECONDS = 2.0  # how long a stopping worker may take before it is killed
+
+
+@dataclass(eq=False)
+class _Job:
+    """One submission: a chunk of items (or one call) and the future that receives its results."""
+
+    future: Future[Any]
+    fn_key: int
+    fn_bytes: bytes
+    items: list[Any]
+    first_index: int | None  # None: a plain `submit` call, resolved with the value itself
+    task_timeout: float | None
+    result: ChunkResult = field(init=False)
+    left: int = field(init=False)
+    started: bool = False
+
+    def __post_init__(self) -> None:
+        n = len(self.items)
+        self.result = ChunkResult([None] * n, [0.0] * n, {})
+        self.left = n
+
+    def error_for(self, pos: int, cls: Any, why: str, **kw: Any) -> Any:
+        index, item = (self.first_index or 0) + pos, short_repr(self.items[pos])
+        return cls(f"item {index} ({item}) {why}", index=index, item=item, **kw)
+
+
+@dataclass(eq=False)
+class _Piece:
+    """A contiguous run of one job's positions, as sent to one worker."""
+
+    job: _Job
+    start: int
+    stop: int
+    isolated: bool = False  # re-run alone after a death: a death now is this item's
+    done: int = 0  # positions reported so far
+    item_started: float = 0.0
+    blob: bytes | None = None  # the pickled items, made once
+
+    @property
+    def exact(self) -> bool:  # results arrive per item, so the running item is known
+        return self.isolated or self.job.task_timeout is not None
+
+
+@dataclass(eq=False)
+class _Worker:
+    proc: subprocess.Popen[bytes]
+    conn: Connection
+    pidfd: int | None
+    pieces: deque[_Piece] = field(default_factory=deque)
+    fn_keys: dict[int, None] = field(default_factory=dict)
+
+
+def _spawn(sys_path: list[str], initializer: bytes | None) -> _Worker:
+    """Start a fresh interpreter running the worker loop, connected by a socket pair."""
+    parent, child = socket.socketpair()
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(gearshift.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    flags = subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]
+    command = [sys.executable, *flags, "-m", "gearshift.strategies._worker", str(child.fileno())]
+    with child:
+        proc = subprocess.Popen(
+            command, pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, env=env
+        )
+    conn = Connection(parent.detach())
+    conn.send_bytes(pickle.dumps(("init", sys_path, initializer)))
+    pidfd = os.pidfd_open(proc.pid) if hasattr(os, "pidfd_open") else None
+    return _Worker(proc, conn, pidfd)
+
+
+class ProcessPool(Executor):
+    """A `concurrent.futures.Executor` on worker processes that one bad task cannot break."""
+
+    def __init__(
+        self,
+        max_workers: int,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+    ) -> None:
+        self._state = _Dispatcher(max_workers, initializer, initargs)
+        weakref.finalize(self, self._state.close, False)
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        return self._state.submit(_Call(fn, args, kwargs), [None], None, None)
+
+    def submit_chunk(
+        self,
+        fn: Callable[[Any], Any],
+        items: Sequence[Any],
+        *,
+        first_index: int,
+        task_timeout: float | None,
+    ) -> Future[ChunkResult]:
+        """Run `fn` on each item; the result holds every item's value or error, by position."""
+        return self._state.submit(fn, list(items), first_index, task_timeout)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._state.close(wait, cancel_futures)
+
+    def terminate(self) -> None:
+        """Kill every worker now and fail what is still pending."""
+        self._state.terminate()
+
+    def statistics(self) -> Statistics:
+        return self._state.statistics()
+
+
+@dataclass(frozen=True)
+class _Call:
+    """`fn(*args, **kwargs)` as a one-argument callable, for `submit`."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+    def __call__(self, _: object) -> Any:
+        return self.fn(*self.args, **self.kwargs)
+
+
+class _Dispatcher:
+    """The pool's state and the one thread that moves work between the queue and the workers."""
+
+    def __init__(
+        self, max_workers: int, initializer: Callable[..., object] | None, initargs: tuple[Any, ...]
+    ) -> None:
+        self.max_workers = max_workers
+        self.initializer = (
+            None if initializer is None else cloudpickle.dumps((initializer, initargs))
+        )
+        self.lock = threading.Lock()
+        self.queue: deque[_Piece] = deque()
+        self.workers: list[_Worker] = []
+        self.closing = self.cancel_queued = False
+        self.broken: BaseException | None = None
+        self.counts = dict.fromkeys(
+            ["tasks_submitted", "tasks_done", "tasks_failed", "workers_started", "workers_lost"], 0
+        )
+        self.keys = itertools.count()
+        self.fns: dict[int, tuple[Callable[..., Any], int, bytes]] = {}  # id -> (fn, key, bytes)
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_w, False)
+        weakref.finalize(self, _close_fds, self.wake_r, self.wake_w)
+        self.thread: threading.Thread | None = None
+
+    # ---- called from user threads -------------------------------------------------------------
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        items: list[Any],
+        first_index: int | None,
+        task_timeout: float | None,
+    ) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            key, fn_bytes = self._pickled(fn)
+        except Exception as exc:
+            if first_index is not None:
+                raise  # map turns this into a UsageError that names fn
+            future.set_exception(exc)  # as ProcessPoolExecutor does for a call it cannot pickle
+            return future
+        with self.lock:
+            if self.broken is not None:
+                raise type(self.broken)(*self.broken.args) from self.broken
+            if self.closing:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            job = _Job(future, key, fn_bytes, items, first_index, task_timeout)
+            self.queue.append(_Piece(job, 0, len(items)))
+            self.counts["tasks_submitted"] += len(items)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self.run, name="gearshift-pool", daemon=True)
+                self.thread.start()
+                _live.add(self)
+        self.wake()
+        return future
+
+    def _pickled(self, fn: Callable[..., Any]) -> tuple[int, bytes]:
+        """Pickle each function once (map sends it with every chunk); keys are never reused."""
+        if isinstance(fn, _Call):
+            return next(self.keys), cloudpickle.dumps(fn)
+        cached = self.fns.get(id(fn))
+        if cached is None or cached[0] is not fn:
+            cached = (fn, next(self.keys), cloudpickle.dumps(fn))
+            if len(self.fns) >= FN_CACHE_SIZE:
+                self.fns.pop(next(iter(self.fns)))
+            self.fns[id(fn)] = cached
+        return cached[1], cached[2]
+
+    def statistics(self) -> Statistics:
+        return Statistics(**self.counts)
+
+    def wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):  # a full pipe: the dispatcher will wake anyway
+            os.write(self.wake_w, b"x")
+
+    def close(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        with self.lock:
+            self.closing = True
+            self.cancel_queued = self.cancel_queued or cancel_futures
+            thread = self.thread
+        self.wake()
+        if wait and thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def terminate(self) -> None:
+        with self.lock:
+            self.closing = self.cancel_queued = True
+            self.broken = self.broken or RuntimeError("the pool was terminated")
+            workers = list(self.workers)
+        for worker in workers:
+            _kill(worker)
+        self.close(wait=True)
+
+    # ---- the dispatcher thread ----------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            while self._step():
+                pass
+        except BaseException as exc:  # a bug here must fail futures, never leave them hanging
+            self.broken = self.broken or exc
+        finally:
+            pieces = list(self.queue) + [p for w in self.workers for p in w.pieces]
+            for worker in list(self.workers):
+                self._stop(worker)
+            self.queue.clear()
+            _fail(pieces, self.broken or RuntimeError("the pool was shut down"))
+            _live.discard(self)
+
+    def _step(self) -> bool:
+        """One round: hand out work, wait for an event, handle it. False when the pool is done."""
+        with self.lock:
+            closing, cancel, broken = self.closing, self.cancel_queued, self.broken
+        if broken is not None:
+            return False
+        if cancel:
+            _fail([p for p in self.queue if not p.job.started], None)
+            self.queue = deque(p for p in self.queue if p.job.started)
+        self._dispatch()
+        if closing and not self.queue and not any(w.pieces for w in self.workers):
+            return False
+        deadline = self._next_deadline()
+        timeout = TICK_SECONDS if deadline is None else max(0.0, deadline - time.monotonic())
+        waitables: list[Any] = [self.wake_r]
+        for worker in self.workers:
+            waitables.append(worker.conn)
+            if worker.pidfd is not None:
+                waitables.append(worker.pidfd)
+        ready = wait(waitables, min(timeout, TICK_SECONDS))
+        if self.wake_r in ready:
+            os.read(self.wake_r, 4096)
+        for worker in list(self.workers):
+            if worker.conn in ready:
+                self._receive(worker)
+            elif worker.proc.poll() is not None:
+                self._lose(worker, None)
+        self._expire(time.monotonic())
+        return True
+
+    def _dispatch(self) -> None:
+        """Send queued pieces to idle workers, starting workers while there is work for them."""
+        while self.queue:
+            piece = self.queue[0]
+            if piece.job.future.done() or (not piece.job.started and piece.job.future.cancelled()):
+                self.queue.popleft()
+                continue
+            if piece.blob is None:
+                try:
+                    piece.blob = cloudpickle.dumps(piece.job.items[piece.start : piece.stop])
+                except Exception as exc:
+                    self.queue.popleft()
+                    self._unpicklable(piece, exc)
+                    continue
+            idle = [w for w in self.workers if not w.pieces]
+            if not idle and len(self.workers) < self.max_workers:
+                idle = [self._start_worker()]
+            if not idle and len(piece.blob) <= PREFETCH_MAX_BYTES:
+                idle = [w for w in self.workers if len(w.pieces) == 1]
+            if not idle:
+                return
+            self._send(idle[0], self.queue.popleft())
+
+    def _start_worker(self) -> _Worker:
+        worker = _spawn(list(sys.path), self.initializer)
+        self.workers.append(worker)
+        self.counts["workers_started"] += 1
+        return worker
+
+    def _send(self, worker: _Worker, piece: _Piece) -> None:
+        job = piece.job
+        if not job.started:
+            job.started = True
+            if not job.future.set_running_or_notify_cancel():
+                return
+        fn_bytes = None
+        if job.fn_key not in worker.fn_keys:
+            fn_bytes = job.fn_bytes
+            if len(worker.fn_keys) >= FN_CACHE_SIZE:  # mirrors the worker's own eviction
+                worker.fn_keys.pop(next(iter(worker.fn_keys)))
+            worker.fn_keys[job.fn_key] = None
+        if not worker.pieces:
+            piece.item_started = time.monotonic()
+        worker.pieces.append(piece)
+        try:
+            worker.conn.send_bytes(
+                pickle.dumps(("run", job.fn_key, fn_bytes, piece.blob, piece.exact))
+            )
+        except OSError:
+            self._lose(worker, None)
+
+    def _unpicklable(self, piece: _Piece, exc: Exception) -> None:
+        """Fail only the items that cannot be pickled; send the rest on, one by one."""
+        job = piece.job
+        for pos in range(piece.start, piece.stop):
+            try:
+                cloudpickle.dumps(job.items[pos])
+            except Exception as item_exc:
+                why = f"the item could not be pickled: {type(item_exc).__name__}: {item_exc}"
+                self._finish(job, pos, None, 0.0, TypeError(why))
+            else:
+                self.queue.appendleft(_Piece(job, pos, pos + 1, isolated=True))
+
+    def _receive(self, worker: _Worker) -> None:
+        """Handle every message waiting on a worker's pipe; a closed pipe means it died."""
+        try:
+            while worker.conn.poll():
+                self._handle(worker, pickle.loads(worker.conn.recv_bytes()))
+        except (EOFError, OSError):
+            self._lose(worker, None)
+
+    def _handle(self, worker: _Worker, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "init_failed":
+            exc = _rebuild(message[1])
+            with self.lock:
+                self.broken = InitializerFailed(f"the pool's initializer raised {exc!r}")
+                self.broken.__cause__ = exc
+            return
+        piece = worker.pieces[0]
+        job, base = piece.job, piece.start + piece.done
+        if kind == "fail":
+            exc = _rebuild(message[1])
+            for pos in range(base, piece.stop):
+                self._finish(job, pos, None, 0.0, exc)
+            piece.done = piece.stop - piece.start
+        else:
+            _, values, seconds, errors, _final = message
+            for offset, value in enumerate(values):
+                error = errors.get(offset)
+                error = None if error is None else _rebuild(error)
+                self._finish(job, base + offset, value, seconds[offset], error)
+            piece.done += len(values)
+        piece.item_started = time.monotonic()
+        if piece.done >= piece.stop - piece.start:
+            worker.pieces.popleft()
+            if worker.pieces:
+                worker.pieces[0].item_started = time.monotonic()
+
+    def _finish(
+        self, job: _Job, pos: int, value: Any, seconds: float, error: BaseException | None
+    ) -> None:
+        job.result.values[pos] = value
+        job.result.seconds[pos] = seconds
+        if error is not None:
+            job.result.errors[pos] = error
+            self.counts["tasks_failed"] += 1
+        job.left -= 1
+        self.counts["tasks_done"] += 1
+        if job.left or job.future.done():
+            return
+        if job.first_index is not None:
+            job.future.set_result(job.result)
+        elif 0 in job.result.errors:
+            job.future.set_exception(job.result.errors[0])
+        else:
+            job.future.set_result(job.result.values[0])
+
+    def _next_deadline(self) -> float | None:
+        deadlines = [
+            w.pieces[0].item_started + timeout
+            for w in self.workers
+            if w.pieces and (timeout := w.pieces[0].job.task_timeout) is not None
+        ]
+        return min(deadlines, default=None)
+
+    def _expire(self, now: float) -> None:
+        for worker in list(self.workers):
+            timeout = worker.pieces[0].job.task_timeout if worker.pieces else None
+            if timeout is not None and now >= worker.pieces[0].item_started + timeout:
+                self._lose(worker, timeout)
+
+    def _lose(self, worker: _Worker, timeout: float | None) -> None:
+        """A worker died (or overran `timeout`): blame the running item, requeue the rest."""
+        if worker not in self.workers:
+            return
+        _kill(worker)
+        self._reap(worker)
+        self.counts["workers_lost"] += 1
+        if not worker.pieces:
+            return
+        running, *waiting = worker.pieces
+        job, pos = running.job, running.start + running.done
+        requeue = [_Piece(p.job, p.start, p.stop, p.isolated) for p in waiting]
+        if running.exact:
+            if timeout is not None:
+                why = f"ran longer than task_timeout={timeout}s and its worker was killed"
+                error = job.error_for(pos, TaskTimeout, why, timeout=timeout)
+            else:
+                pid, code = worker.proc.pid, worker.proc.returncode
+                why = f"killed its worker (pid {pid}, {signal_name(code) or f'exit code {code}'})"
+                error = job.error_for(pos, WorkerDied, why, pid=pid, exitcode=code)
+            self._finish(job, pos, None, 0.0, error)
+            if pos + 1 < running.stop:
+                requeue.insert(0, _Piece(job, pos + 1, running.stop))
+        else:  # the chunk ran as one message: re-run its items one by one to find the culprit
+            requeue[:0] = [_Piece(job, p, p + 1, isolated=True) for p in range(pos, running.stop)]
+        self.queue.extendleft(reversed(requeue))
+
+    def _reap(self, worker: _Worker) -> None:
+        if worker in self.workers:
+            self.workers.remove(worker)
+        worker.proc.wait()
+        worker.conn.close()
+        if worker.pidfd is not None:
+            os.close(worker.pidfd)
+
+    def _stop(self, worker: _Worker) -> None:
+        try:
+            worker.conn.send_bytes(STOP)
+            worker.proc.wait(STOP_GRACE_SECONDS)
+        except (OSError, subprocess.TimeoutExpired):
+            _kill(worker)
+        self._reap(worker)
+
+
+def _rebuild(error: tuple[BaseException, str]) -> BaseException:
+    """The worker's exception with its traceback text chained as the cause."""
+    exc, text = error
+    exc.__cause__ = RemoteTraceback(text)
+    return exc
+
+
+def _fail(pieces: Sequence[_Piece], exc: BaseException | None) -> None:
+    """Cancel (exc None) or fail the futures of these pieces' jobs."""
+    for piece in pieces:
+        future = piece.job.future
+        if exc is None:
+            future.cancel()
+        elif not future.done():
+            future.set_exception(exc)
+
+
+def _kill(worker: _Worker) -> None:
+    if worker.proc.poll() is None:
+        with contextlib.suppress(OSError):
+            worker.proc.send_signal(signal.SIGKILL)
+
+
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+_live: weakref.WeakSet[_Dispatcher] = weakref.WeakSet()
+
+
+def _at_exit() -> None:
+    """At interpreter exit, let every live pool finish its work and stop its workers."""
+    for dispatcher in list(_live):
+        dispatcher.close(wait=True)
+
+
+getattr(threading, "_register_atexit", atexit.register)(_at_exit)

@@ -1,0 +1,49 @@
+"""Processes: parallelism for CPU-bound Python code, on gearshift's own pipe-per-worker pool."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
+from typing import Any
+
+from gearshift.outcome import ChunkResult
+from gearshift.strategies._pool import ProcessPool
+from gearshift.strategies.base import Initializer, Strategy, available_cores
+
+
+class Processes(Strategy):
+    """Worker processes, one per available core by default; work travels with cloudpickle.
+
+    Each worker is a fresh interpreter (`python -m gearshift.strategies._worker`), started with
+    `subprocess` — like multiprocessing's "spawn", safe when the parent has threads, and your
+    `__main__` is not re-imported, so scripts need no `if __name__ == "__main__"` guard.
+    """
+
+    name = "processes"
+    parallel_cpu = True
+    needs_pickling = True
+    can_kill = True
+
+    def default_workers(self) -> int:
+        return available_cores()
+
+    def executor(
+        self, *, initializer: Initializer = None, initargs: tuple[Any, ...] = ()
+    ) -> Executor:
+        return ProcessPool(self.workers, initializer, initargs)
+
+    def submit_chunk(
+        self,
+        executor: Executor,
+        fn: Callable[[Any], Any],
+        items: Sequence[Any],
+        *,
+        first_index: int,
+        task_timeout: float | None,
+    ) -> Future[ChunkResult]:
+        assert isinstance(executor, ProcessPool)
+        return executor.submit_chunk(fn, items, first_index=first_index, task_timeout=task_timeout)
+
+    def abort(self, executor: Executor) -> None:
+        assert isinstance(executor, ProcessPool)
+        executor.terminate()

@@ -1,0 +1,91 @@
+"""The one interface every strategy implements: hand out an executor, declare capabilities."""
+
+from __future__ import annotations
+
+import copy
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
+from typing import Any, ClassVar
+
+from gearshift.errors import UsageError
+from gearshift.outcome import ChunkResult, run_chunk
+
+Initializer = Callable[..., object] | None
+
+
+def check_workers(max_workers: object, argument: str = "max_workers") -> int | None:
+    """Validate a worker count: None (the strategy's default) or an int >= 1."""
+    if max_workers is None:
+        return None
+    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+        raise UsageError(
+            f"{argument} must be a whole number >= 1 or None (the default), got {max_workers!r}"
+        )
+    return max_workers
+
+
+def available_cores() -> int:
+    """CPUs this process may run on (its affinity mask), not the machine's total."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+class Strategy(ABC):
+    """A way to run work: serial, threads, processes, ...
+
+    Subclasses set the capability flags and implement `default_workers` and `executor`.
+    Everything else (chunking, windows, ordering, retries) lives once in `gearshift.api`.
+    """
+
+    name: ClassVar[str]
+    parallel_cpu: ClassVar[bool]  # runs CPU-bound Python code in parallel
+    needs_pickling: ClassVar[bool]  # functions, items and results cross a process boundary
+    can_kill: ClassVar[bool]  # an overdue task can be stopped for real
+    runs_coroutines: ClassVar[bool] = False
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        self.max_workers = check_workers(max_workers)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(max_workers={self.max_workers!r})"
+
+    def with_workers(self, max_workers: int | None) -> Strategy:
+        """A copy of this strategy with another width (None keeps this one's)."""
+        if max_workers is None:
+            return self
+        clone = copy.copy(self)
+        clone.max_workers = check_workers(max_workers)
+        return clone
+
+    @property
+    def workers(self) -> int:
+        return self.max_workers or self.default_workers()
+
+    @abstractmethod
+    def default_workers(self) -> int:
+        """The width used when the user gives none."""
+
+    @abstractmethod
+    def executor(
+        self, *, initializer: Initializer = None, initargs: tuple[Any, ...] = ()
+    ) -> Executor:
+        """A fresh `concurrent.futures.Executor` running this strategy's way."""
+
+    def submit_chunk(
+        self,
+        executor: Executor,
+        fn: Callable[[Any], Any],
+        items: Sequence[Any],
+        *,
+        first_index: int,
+        task_timeout: float | None,
+    ) -> Future[ChunkResult]:
+        """Submit `fn` over a chunk of items; the future's result has one entry per item."""
+        return executor.submit(run_chunk, fn, items)
+
+    def abort(self, executor: Executor) -> None:
+        """Stop as fast as this strategy can: cancel queued work, stop running work if possible."""
+        executor.shutdown(wait=False, cancel_futures=True)
