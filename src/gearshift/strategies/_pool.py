@@ -49,9 +49,12 @@ from gearshift.errors import (
 from gearshift.outcome import ChunkResult, Statistics
 from gearshift.strategies._worker import FN_CACHE_SIZE, STOP
 
-# A second chunk is sent ahead to a busy worker only if it is this small: a worker stuck in C code
-# cannot drain its pipe, and the dispatcher must never block on a send.
+# A second chunk is sent ahead to a busy worker, to hide the round trip, only if it is this small
+# (a worker stuck in C code cannot drain its pipe, and the dispatcher must never block on a send)
 PREFETCH_MAX_BYTES = 64 * 1024
+# ... and only while this function's chunks are short: there the round trip matters, and a
+# chunk queued behind a slow one would wait for it while another worker idles. bench/pool.py.
+PREFETCH_MAX_SECONDS = 0.005
 TICK_SECONDS = 0.5  # how often worker liveness is polled where no pidfd exists
 STOP_GRACE_SECONDS = 2.0  # how long a stopping worker may take before it is killed
 
@@ -193,6 +196,7 @@ class _Dispatcher:
         )
         self.keys = itertools.count()
         self.fns: dict[int, tuple[Callable[..., Any], int, bytes]] = {}  # id -> (fn, key, bytes)
+        self.chunk_seconds: dict[int, float] = {}  # fn key -> a recent chunk's compute time
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_w, False)
         weakref.finalize(self, _close_fds, self.wake_r, self.wake_w)
@@ -328,11 +332,23 @@ class _Dispatcher:
             idle = [w for w in self.workers if not w.pieces]
             if not idle and len(self.workers) < self.max_workers:
                 idle = [self._start_worker()]
-            if not idle and len(piece.blob) <= PREFETCH_MAX_BYTES:
-                idle = [w for w in self.workers if len(w.pieces) == 1]
-            if not idle:
+            target = idle[0] if idle else self._prefetch_target(piece)
+            if target is None:
                 return
-            self._send(idle[0], self.queue.popleft())
+            self._send(target, self.queue.popleft())
+
+    def _prefetch_target(self, piece: _Piece) -> _Worker | None:
+        """The busy worker likeliest to finish soon, if sending ahead to it pays off."""
+        typical = self.chunk_seconds.get(piece.job.fn_key)
+        assert piece.blob is not None
+        if typical is None or typical > PREFETCH_MAX_SECONDS:
+            return None
+        if len(piece.blob) > PREFETCH_MAX_BYTES:
+            return None
+        now = time.monotonic()
+        busy = [w for w in self.workers if len(w.pieces) == 1]
+        busy = [w for w in busy if now - w.pieces[0].item_started < 2 * typical + 0.001]
+        return max(busy, key=lambda w: w.pieces[0].item_started, default=None)
 
     def _start_worker(self) -> _Worker:
         worker = _spawn(list(sys.path), self.initializer)
@@ -404,6 +420,10 @@ class _Dispatcher:
                 error = None if error is None else _rebuild(error)
                 self._finish(job, base + offset, value, seconds[offset], error)
             piece.done += len(values)
+            if job.first_index is not None:  # map's chunks; plain calls each have their own key
+                if len(self.chunk_seconds) >= FN_CACHE_SIZE:
+                    self.chunk_seconds.clear()
+                self.chunk_seconds[job.fn_key] = sum(seconds)
         piece.item_started = time.monotonic()
         if piece.done >= piece.stop - piece.start:
             worker.pieces.popleft()

@@ -1,0 +1,146 @@
+"""gearshift.Executor as a drop-in concurrent.futures.Executor, on every strategy.
+
+Modelled on CPython's Lib/test/test_concurrent_futures: submit, map, shutdown, wait, as_completed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import time
+
+import pytest
+
+import gearshift
+from gearshift import UsageError
+
+
+def mul(x: int, y: int) -> int:
+    return x * y
+
+
+def sleep_and_return(seconds: float, value: int) -> int:
+    time.sleep(seconds)
+    return value
+
+
+def raise_value_error(message: str) -> None:
+    raise ValueError(message)
+
+
+def test_is_a_concurrent_futures_executor(strategy: str) -> None:
+    with gearshift.Executor(2, strategy=strategy) as ex:
+        assert isinstance(ex, cf.Executor)
+        future = ex.submit(mul, 6, y=7)
+        assert isinstance(future, cf.Future)
+        assert future.result(timeout=30) == 42
+
+
+def test_submit_exception_is_the_original(strategy: str) -> None:
+    with gearshift.Executor(2, strategy=strategy) as ex:
+        future = ex.submit(raise_value_error, "bad input")
+        assert isinstance(future.exception(timeout=30), ValueError)
+        with pytest.raises(ValueError, match="bad input"):
+            future.result()
+
+
+def test_map_matches_builtin_map(strategy: str) -> None:
+    with gearshift.Executor(2, strategy=strategy) as ex:
+        assert list(ex.map(mul, range(10), range(10))) == list(map(mul, range(10), range(10)))
+        assert list(ex.map(mul, range(10), range(10), chunksize=3)) == [x * x for x in range(10)]
+        assert list(ex.map(mul, range(10), range(5), buffersize=2)) == [x * x for x in range(5)]
+
+
+def test_map_raises_at_the_failing_item(strategy: str) -> None:
+    with gearshift.Executor(2, strategy=strategy) as ex:
+        results = ex.map(raise_value_error, ["a"])
+        with pytest.raises(ValueError):
+            next(results)
+
+
+def test_map_timeout_is_for_the_whole_call() -> None:
+    with gearshift.Executor(2, strategy="threads") as ex:
+        results = ex.map(sleep_and_return, [0, 5], [1, 2], timeout=0.5)
+        assert next(results) == 1
+        with pytest.raises(TimeoutError):
+            next(results)
+
+
+def test_bad_map_arguments(strategy: str) -> None:
+    with gearshift.Executor(1, strategy=strategy) as ex:
+        with pytest.raises(ValueError, match="chunksize"):
+            ex.map(mul, [1], [1], chunksize=0)
+        with pytest.raises(UsageError, match="buffersize"):
+            ex.map(mul, [1], [1], buffersize=0)
+
+
+def test_wait_and_as_completed_work_with_its_futures(strategy: str) -> None:
+    with gearshift.Executor(2, strategy=strategy) as ex:
+        futures = [ex.submit(sleep_and_return, 0.01 * i, i) for i in range(4)]
+        done, not_done = cf.wait(futures, timeout=30)
+        assert not not_done and {f.result() for f in done} == {0, 1, 2, 3}
+        got = sorted(f.result() for f in cf.as_completed(futures, timeout=30))
+        assert got == [0, 1, 2, 3]
+
+
+def test_submit_after_shutdown_raises(strategy: str) -> None:
+    ex = gearshift.Executor(1, strategy=strategy)
+    ex.shutdown()
+    with pytest.raises(RuntimeError):
+        ex.submit(mul, 1, 2)
+
+
+@pytest.mark.parametrize("name", ["threads", "processes"])
+def test_shutdown_cancel_futures_cancels_queued_work(name: str) -> None:
+    ex = gearshift.Executor(1, strategy=name)
+    running = ex.submit(sleep_and_return, 0.5, 1)
+    queued = [ex.submit(sleep_and_return, 0, i) for i in range(5)]
+    time.sleep(0.2)
+    ex.shutdown(wait=True, cancel_futures=True)
+    assert running.result() == 1
+    assert all(f.cancelled() for f in queued[1:])
+
+
+def test_shutdown_without_wait_returns_at_once() -> None:
+    ex = gearshift.Executor(1, strategy="processes")
+    future = ex.submit(sleep_and_return, 0.5, 7)
+    start = time.monotonic()
+    ex.shutdown(wait=False)
+    assert time.monotonic() - start < 0.4
+    assert future.result(timeout=30) == 7
+
+
+def test_initializer_and_initargs(strategy: str) -> None:
+    def init(value: int) -> None:
+        import builtins
+
+        builtins.gearshift_executor_value = value  # type: ignore[attr-defined]
+
+    def read() -> int:
+        import builtins
+
+        return int(builtins.gearshift_executor_value)  # type: ignore[attr-defined]
+
+    with gearshift.Executor(1, strategy=strategy, initializer=init, initargs=(5,)) as ex:
+        assert ex.submit(read).result(timeout=30) == 5
+
+
+def test_failing_initializer_breaks_the_pool_clearly() -> None:
+    def bad_init() -> None:
+        raise RuntimeError("cannot start")
+
+    with gearshift.Executor(1, strategy="processes", initializer=bad_init) as ex:
+        future = ex.submit(mul, 1, 2)
+        with pytest.raises(cf.BrokenExecutor) as info:
+            future.result(timeout=30)
+    assert isinstance(info.value, gearshift.GearshiftError)
+    assert "cannot start" in repr(info.value.__cause__)
+
+
+def test_statistics_of_the_process_pool() -> None:
+    with gearshift.Executor(2, strategy="processes") as ex:
+        assert [f.result() for f in [ex.submit(mul, i, i) for i in range(6)]] == [
+            i * i for i in range(6)
+        ]
+        stats = ex.statistics()
+    assert stats.tasks_submitted == stats.tasks_done == 6
+    assert 1 <= stats.workers_started <= 2 and stats.workers_lost == 0

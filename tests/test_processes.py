@@ -1,0 +1,220 @@
+"""The process strategy's own promises: real worker deaths, pickling failures, no /dev/shm."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+import gearshift
+from gearshift import TaskFailed, TaskTimeout, UsageError, WorkerDied
+from gearshift.errors import RemoteError
+
+
+def exit_on_five(x: int) -> int:
+    if x == 5:
+        os._exit(3)
+    return x
+
+
+def kill_self_on_two(x: int) -> int:
+    if x == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+def sleep_on_one(x: int) -> int:
+    if x == 1:
+        time.sleep(60)
+    return x
+
+
+def test_worker_death_fails_only_the_item_that_killed_it() -> None:
+    it = gearshift.imap(exit_on_five, range(20), strategy="processes", return_exceptions=True)
+    got = list(it)
+    error = got[5]
+    assert isinstance(error, WorkerDied) and error.index == 5 and error.exitcode == 3
+    assert got[:5] + got[6:] == [x for x in range(20) if x != 5]
+    stats = it.statistics()
+    assert stats.workers_lost >= 1 and stats.tasks_failed == 1
+
+
+def test_killed_worker_is_named_by_its_signal() -> None:
+    got = gearshift.map(kill_self_on_two, range(4), strategy="processes", return_exceptions=True)
+    assert isinstance(got[2], WorkerDied)
+    assert got[2].signal_name == "SIGKILL" and "SIGKILL" in str(got[2])
+    assert got[2].pid is not None and not psutil.pid_exists(got[2].pid)
+
+
+def test_pool_survives_deaths_and_keeps_working() -> None:
+    with gearshift.Executor(2, strategy="processes") as ex:
+        dead = ex.submit(exit_on_five, 5)
+        with pytest.raises(WorkerDied):
+            dead.result(timeout=30)
+        assert ex.submit(exit_on_five, 4).result(timeout=30) == 4
+
+
+def test_task_timeout_kills_only_the_stuck_worker() -> None:
+    start = time.monotonic()
+    it = gearshift.imap(
+        sleep_on_one, range(6), strategy="processes", task_timeout=1.0, return_exceptions=True
+    )
+    got = list(it)
+    assert time.monotonic() - start < 20
+    assert isinstance(got[1], TaskTimeout) and isinstance(got[1], TimeoutError)
+    assert got[1].index == 1 and got[1].timeout == 1.0
+    assert [g for i, g in enumerate(got) if i != 1] == [0, 2, 3, 4, 5]
+
+
+def test_unpicklable_item_fails_only_that_item() -> None:
+    items: list[object] = [1, threading.Lock(), 3]
+    got = gearshift.map(lambda x: x, items, strategy="processes", return_exceptions=True)
+    assert got[0] == 1 and got[2] == 3
+    assert isinstance(got[1], TaskFailed) and "could not be pickled" in str(got[1])
+
+
+def test_unpicklable_result_fails_only_that_item() -> None:
+    def make(x: int) -> object:
+        return threading.Lock() if x == 1 else x
+
+    got = gearshift.map(make, range(3), strategy="processes", return_exceptions=True)
+    assert got[0] == 0 and got[2] == 2
+    assert isinstance(got[1], TaskFailed) and "could not be pickled" in str(got[1])
+
+
+def test_unpicklable_function_is_a_usage_error() -> None:
+    lock = threading.Lock()
+
+    def uses_lock(x: int) -> int:
+        with lock:
+            return x
+
+    with pytest.raises(UsageError, match="could not be pickled"):
+        gearshift.map(uses_lock, [1], strategy="processes")
+
+
+class Unpicklable(Exception):
+    def __init__(self, handle: object) -> None:
+        super().__init__("with a handle")
+        self.handle = handle
+
+    def __reduce__(self) -> object:
+        raise TypeError("no pickling")
+
+
+def test_unpicklable_exception_arrives_as_its_type_and_message() -> None:
+    def raise_it(_: int) -> None:
+        raise Unpicklable(threading.Lock())
+
+    with pytest.raises(TaskFailed) as info:
+        gearshift.map(raise_it, [1], strategy="processes")
+    cause = info.value.__cause__
+    assert isinstance(cause, RemoteError) and "Unpicklable" in cause.type_name
+    assert "raise_it" in str(cause.__cause__)  # the traceback text still travels
+
+
+@pytest.mark.parametrize("exc", [SystemExit(3), KeyboardInterrupt()])
+def test_base_exceptions_in_tasks_fail_the_item_not_the_pool(exc: BaseException) -> None:
+    def raise_it(x: int) -> int:
+        if x == 1:
+            raise exc
+        return x
+
+    got = gearshift.map(raise_it, range(3), strategy="processes", return_exceptions=True)
+    assert got[0] == 0 and got[2] == 2 and isinstance(got[1], TaskFailed)
+
+
+def test_script_without_main_guard_runs(tmp_path: Path) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import gearshift
+            print("top level ran")
+            def triple(x):
+                return 3 * x
+            print(gearshift.map(triple, range(4), strategy="processes"))
+            """
+        )
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert out.splitlines() == ["top level ran", "[0, 3, 6, 9]"]  # __main__ is not re-run
+
+
+def test_workers_exit_when_the_parent_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "parent.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import time, gearshift
+            with gearshift.Executor(2, strategy="processes") as ex:
+                futures = [ex.submit(time.sleep, 60) for _ in range(2)]
+                time.sleep(0.5)
+                print("ready", flush=True)
+                time.sleep(60)
+            """
+        )
+    )
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None and parent.stdout.readline().strip() == "ready"
+        workers = psutil.Process(parent.pid).children()
+        assert len(workers) == 2
+        parent.kill()
+        parent.wait(10)
+        _, alive = psutil.wait_procs(workers, timeout=5)
+        assert not alive
+    finally:
+        parent.kill()
+        parent.wait()
+        if parent.stdout is not None:
+            parent.stdout.close()
+
+
+NO_SHM_SCRIPT = """
+import os, multiprocessing
+assert not os.path.exists("/dev/shm")
+try:
+    multiprocessing.Pool(2)
+    print("Pool: works")
+except OSError as exc:
+    print("Pool: fails", type(exc).__name__)
+import gearshift
+print("gearshift:", gearshift.map(abs, [-1, -2, 3], strategy="processes"))
+"""
+
+HIDE_SHM = (
+    "set -e; d=$(mktemp -d); mount --rbind /dev $d; mount -t tmpfs tmpfs /dev; "
+    "for n in null zero urandom random; do touch /dev/$n; mount --bind $d/$n /dev/$n; done; "
+    'exec "$@"'
+)
+
+
+def test_runs_without_dev_shm_where_multiprocessing_pool_fails(tmp_path: Path) -> None:
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("needs root and unshare to make a mount namespace without /dev/shm")
+    script = tmp_path / "no_shm.py"
+    script.write_text(NO_SHM_SCRIPT)
+    probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"unshare --mount is not permitted here: {probe.stderr.decode().strip()}")
+    result = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", HIDE_SHM, "sh", sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Pool: fails" in result.stdout
+    assert "gearshift: [1, 2, 3]" in result.stdout

@@ -1,0 +1,62 @@
+"""The public surface: what `gearshift` exports, and that importing it stays cheap."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import gearshift
+
+
+def test_all_is_sorted_and_every_name_resolves() -> None:
+    assert gearshift.__all__ == sorted(gearshift.__all__)
+    for name in gearshift.__all__:
+        assert getattr(gearshift, name) is not None, name
+
+
+def test_core_names_are_exported() -> None:
+    expected = {
+        "map",
+        "imap",
+        "Executor",
+        "Serial",
+        "Threads",
+        "Processes",
+        "Strategy",
+        "Statistics",
+        "GearshiftError",
+        "UsageError",
+        "TaskError",
+        "TaskFailed",
+        "TaskTimeout",
+        "WorkerDied",
+        "StrategyUnavailable",
+    }
+    assert expected <= set(gearshift.__all__)
+
+
+def test_unknown_attribute_is_an_attribute_error() -> None:
+    try:
+        gearshift.no_such_name  # noqa: B018
+    except AttributeError as exc:
+        assert "no_such_name" in str(exc)
+    else:
+        raise AssertionError("expected AttributeError")
+
+
+def test_import_does_not_pull_heavy_modules() -> None:
+    code = (
+        "import sys, gearshift; heavy = {'rich', 'matplotlib', 'cloudpickle', 'numpy',"
+        " 'distributed', 'aiohttp', 'urllib3', 'psutil', 'asyncio'};"
+        " print(sorted(heavy & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_error_tree() -> None:
+    assert issubclass(gearshift.UsageError, ValueError)
+    assert issubclass(gearshift.TaskTimeout, TimeoutError)
+    for cls in (gearshift.TaskFailed, gearshift.TaskTimeout, gearshift.WorkerDied):
+        assert issubclass(cls, gearshift.TaskError)
+        assert issubclass(cls, gearshift.GearshiftError)
