@@ -140,7 +140,7 @@ def imap(
     options = _Options(
         chunksize=check_workers(chunksize, "chunksize"),
         ordered=bool(ordered),
-        task_timeout=_check_timeout(task_timeout, chosen),
+        task_timeout=_check_timeout(task_timeout),
         retries=_check_retries(retries),
         retry_on=retry_on if isinstance(retry_on, tuple) else (retry_on,),
         return_exceptions=bool(return_exceptions),
@@ -152,7 +152,7 @@ def imap(
     return MapIterator(fn, iterator, total, chosen, options)
 
 
-def _check_timeout(task_timeout: object, strategy: Strategy) -> float | None:
+def _check_timeout(task_timeout: object) -> float | None:
     if task_timeout is None:
         return None
     if (
@@ -162,11 +162,6 @@ def _check_timeout(task_timeout: object, strategy: Strategy) -> float | None:
     ):
         raise UsageError(
             f"task_timeout must be a number of seconds > 0 or None, got {task_timeout!r}"
-        )
-    if not strategy.can_kill:
-        raise UsageError(
-            f"task_timeout needs a strategy that can stop a running task; {strategy.name!r} "
-            "cannot: use strategy='processes'"
         )
     return float(task_timeout)
 

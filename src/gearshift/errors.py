@@ -20,7 +20,7 @@ from __future__ import annotations
 import reprlib
 import signal
 from concurrent.futures import BrokenExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "DownloadError",
@@ -97,6 +97,9 @@ class TaskError(GearshiftError):
         return (_rebuild, (type(self), self.args, state))
 
 
+TaskErrorT = TypeVar("TaskErrorT", bound=TaskError)
+
+
 class TaskFailed(TaskError):
     """User code raised; the original exception is `__cause__`."""
 
@@ -133,6 +136,14 @@ def signal_name(exitcode: int | None) -> str | None:
         return signal.Signals(-exitcode).name
     except ValueError:
         return f"signal {-exitcode}"
+
+
+def item_error(
+    cls: type[TaskErrorT], index: int, item: object, why: str, **extra: Any
+) -> TaskErrorT:
+    """A `TaskError` whose message and fields name the item: "item 3 ('abc') <why>"."""
+    text = short_repr(item)
+    return cls(f"item {index} ({text}) {why}", index=index, item=text, **extra)
 
 
 class RemoteTraceback(Exception):

@@ -33,8 +33,23 @@ class Executor(_StdExecutor):
         strategy: str | Strategy = "processes",
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
+        max_tasks_per_child: int | None = None,
+        mp_context: object = None,
     ) -> None:
+        """`mp_context` is accepted for drop-in use and ignored: workers are always fresh
+        interpreters (like "spawn"). `max_tasks_per_child` recycles process workers."""
         self.strategy = resolve(strategy, max_workers)
+        if max_tasks_per_child is not None:
+            from gearshift.strategies._processes import Processes
+
+            if not isinstance(self.strategy, Processes):
+                raise UsageError(
+                    f"max_tasks_per_child recycles worker processes; strategy "
+                    f"{self.strategy.name!r} has none: use strategy='processes'"
+                )
+            self.strategy = Processes(
+                self.strategy.max_workers, max_tasks_per_child=max_tasks_per_child
+            )
         self._inner = self.strategy.executor(initializer=initializer, initargs=tuple(initargs))
 
     @property

@@ -64,6 +64,42 @@ def run_chunk(
     return ChunkResult(values, seconds, errors)
 
 
+def run_chunk_abandoning(
+    fn: Callable[[Any], Any], items: Sequence[Any], timeout: float, first_index: int
+) -> ChunkResult:
+    """`run_chunk` with a deadline per item, for strategies that cannot kill a task.
+
+    Each item runs in its own daemon thread; at the deadline the item gets `TaskTimeout` and the
+    thread is abandoned (it runs on, unseen), so the caller's worker moves on at full width.
+    """
+    import threading
+
+    from gearshift.errors import TaskTimeout, item_error
+
+    result = ChunkResult([], [], {})
+    for pos, item in enumerate(items):
+        box: list[ChunkResult] = []
+        runner = threading.Thread(
+            target=lambda item=item, box=box: box.append(run_chunk(fn, [item])),
+            name=f"gearshift-item-{first_index + pos}",
+            daemon=True,
+        )
+        runner.start()
+        runner.join(timeout)
+        if box:
+            one = box[0]
+            result.values.append(one.values[0])
+            result.seconds.append(one.seconds[0])
+            if 0 in one.errors:
+                result.errors[pos] = one.errors[0]
+            continue
+        why = f"ran longer than task_timeout={timeout}s; its thread was abandoned, still running"
+        result.values.append(None)
+        result.seconds.append(timeout)
+        result.errors[pos] = item_error(TaskTimeout, first_index + pos, item, why, timeout=timeout)
+    return result
+
+
 @dataclass(frozen=True)
 class Statistics:
     """Counters of a pool or a map call, for tests to assert on instead of timing."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import itertools
+import logging
 import os
 import pickle
 import signal
@@ -41,9 +42,11 @@ import gearshift
 from gearshift.errors import (
     InitializerFailed,
     RemoteTraceback,
+    TaskError,
+    TaskErrorT,
     TaskTimeout,
     WorkerDied,
-    short_repr,
+    item_error,
     signal_name,
 )
 from gearshift.outcome import ChunkResult, Statistics
@@ -57,6 +60,7 @@ PREFETCH_MAX_BYTES = 64 * 1024
 PREFETCH_MAX_SECONDS = 0.005
 TICK_SECONDS = 0.5  # how often worker liveness is polled where no pidfd exists
 STOP_GRACE_SECONDS = 2.0  # how long a stopping worker may take before it is killed
+WORKER_ENV = "GEARSHIFT_WORKER"  # set in workers: how deeply pools are nested
 
 
 @dataclass(eq=False)
@@ -78,9 +82,8 @@ class _Job:
         self.result = ChunkResult([None] * n, [0.0] * n, {})
         self.left = n
 
-    def error_for(self, pos: int, cls: Any, why: str, **kw: Any) -> Any:
-        index, item = (self.first_index or 0) + pos, short_repr(self.items[pos])
-        return cls(f"item {index} ({item}) {why}", index=index, item=item, **kw)
+    def error_for(self, pos: int, cls: type[TaskErrorT], why: str, **kw: Any) -> TaskErrorT:
+        return item_error(cls, (self.first_index or 0) + pos, self.items[pos], why, **kw)
 
 
 @dataclass(eq=False)
@@ -105,14 +108,29 @@ class _Worker:
     proc: subprocess.Popen[bytes]
     conn: Connection
     pidfd: int | None
+    budget: int | None  # items it may still run (max_tasks_per_child); at 0 it retires
     pieces: deque[_Piece] = field(default_factory=deque)
     fn_keys: dict[int, None] = field(default_factory=dict)
 
+    @property
+    def retiring(self) -> bool:
+        return self.budget == 0
 
-def _spawn(sys_path: list[str], initializer: bytes | None) -> _Worker:
+
+def _log_levels() -> dict[str, int]:
+    """The levels the pool's loggers are set to, so workers send only records that count."""
+    levels = {"": logging.getLogger().getEffectiveLevel()}
+    for name, logger in logging.root.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger) and logger.level:
+            levels[name] = logger.level
+    return levels
+
+
+def _spawn(sys_path: list[str], initializer: bytes | None, budget: int | None) -> _Worker:
     """Start a fresh interpreter running the worker loop, connected by a socket pair."""
     parent, child = socket.socketpair()
     env = dict(os.environ)
+    env[WORKER_ENV] = str(int(env.get(WORKER_ENV, "0")) + 1)  # nesting depth, see Processes
     root = os.path.dirname(os.path.dirname(os.path.abspath(gearshift.__file__)))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     flags = subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]
@@ -122,9 +140,9 @@ def _spawn(sys_path: list[str], initializer: bytes | None) -> _Worker:
             command, pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, env=env
         )
     conn = Connection(parent.detach())
-    conn.send_bytes(pickle.dumps(("init", sys_path, initializer)))
+    conn.send_bytes(pickle.dumps(("init", sys_path, initializer, _log_levels())))
     pidfd = os.pidfd_open(proc.pid) if hasattr(os, "pidfd_open") else None
-    return _Worker(proc, conn, pidfd)
+    return _Worker(proc, conn, pidfd, budget)
 
 
 class ProcessPool(Executor):
@@ -135,8 +153,9 @@ class ProcessPool(Executor):
         max_workers: int,
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
+        max_tasks_per_child: int | None = None,
     ) -> None:
-        self._state = _Dispatcher(max_workers, initializer, initargs)
+        self._state = _Dispatcher(max_workers, initializer, initargs, max_tasks_per_child)
         weakref.finalize(self, self._state.close, False)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
@@ -180,9 +199,14 @@ class _Dispatcher:
     """The pool's state and the one thread that moves work between the queue and the workers."""
 
     def __init__(
-        self, max_workers: int, initializer: Callable[..., object] | None, initargs: tuple[Any, ...]
+        self,
+        max_workers: int,
+        initializer: Callable[..., object] | None,
+        initargs: tuple[Any, ...],
+        max_tasks_per_child: int | None,
     ) -> None:
         self.max_workers = max_workers
+        self.max_tasks_per_child = max_tasks_per_child
         self.initializer = (
             None if initializer is None else cloudpickle.dumps((initializer, initargs))
         )
@@ -322,20 +346,36 @@ class _Dispatcher:
             if piece.job.future.done() or (not piece.job.started and piece.job.future.cancelled()):
                 self.queue.popleft()
                 continue
-            if piece.blob is None:
-                try:
-                    piece.blob = cloudpickle.dumps(piece.job.items[piece.start : piece.stop])
-                except Exception as exc:
-                    self.queue.popleft()
-                    self._unpicklable(piece, exc)
-                    continue
-            idle = [w for w in self.workers if not w.pieces]
-            if not idle and len(self.workers) < self.max_workers:
+            if not self._pickle(piece):
+                continue
+            workers = [w for w in self.workers if not w.retiring]
+            idle = [w for w in workers if not w.pieces]
+            if not idle and len(workers) < self.max_workers:
                 idle = [self._start_worker()]
             target = idle[0] if idle else self._prefetch_target(piece)
             if target is None:
                 return
-            self._send(target, self.queue.popleft())
+            self.queue.popleft()
+            if target.budget is not None and piece.stop - piece.start > target.budget:
+                rest = _Piece(piece.job, piece.start + target.budget, piece.stop, piece.isolated)
+                self.queue.appendleft(rest)  # the worker retires after its share
+                piece = _Piece(piece.job, piece.start, rest.start, piece.isolated)
+                if not self._pickle(piece):
+                    continue
+            self._send(target, piece)
+
+    def _pickle(self, piece: _Piece) -> bool:
+        """Pickle the piece's items once; on failure, fail only the unpicklable items."""
+        if piece.blob is not None:
+            return True
+        try:
+            piece.blob = cloudpickle.dumps(piece.job.items[piece.start : piece.stop])
+            return True
+        except Exception as exc:
+            if self.queue and self.queue[0] is piece:
+                self.queue.popleft()
+            self._unpicklable(piece, exc)
+            return False
 
     def _prefetch_target(self, piece: _Piece) -> _Worker | None:
         """The busy worker likeliest to finish soon, if sending ahead to it pays off."""
@@ -346,12 +386,12 @@ class _Dispatcher:
         if len(piece.blob) > PREFETCH_MAX_BYTES:
             return None
         now = time.monotonic()
-        busy = [w for w in self.workers if len(w.pieces) == 1]
+        busy = [w for w in self.workers if len(w.pieces) == 1 and not w.retiring]
         busy = [w for w in busy if now - w.pieces[0].item_started < 2 * typical + 0.001]
         return max(busy, key=lambda w: w.pieces[0].item_started, default=None)
 
     def _start_worker(self) -> _Worker:
-        worker = _spawn(list(sys.path), self.initializer)
+        worker = _spawn(list(sys.path), self.initializer, self.max_tasks_per_child)
         self.workers.append(worker)
         self.counts["workers_started"] += 1
         return worker
@@ -370,6 +410,8 @@ class _Dispatcher:
             worker.fn_keys[job.fn_key] = None
         if not worker.pieces:
             piece.item_started = time.monotonic()
+        if worker.budget is not None:
+            worker.budget -= piece.stop - piece.start
         worker.pieces.append(piece)
         try:
             worker.conn.send_bytes(
@@ -400,6 +442,9 @@ class _Dispatcher:
 
     def _handle(self, worker: _Worker, message: tuple[Any, ...]) -> None:
         kind = message[0]
+        if kind == "log":  # the pool's own handlers emit the worker's record
+            logging.getLogger(message[1].name).handle(message[1])
+            return
         if kind == "init_failed":
             exc = _rebuild(message[1])
             with self.lock:
@@ -429,6 +474,9 @@ class _Dispatcher:
             worker.pieces.popleft()
             if worker.pieces:
                 worker.pieces[0].item_started = time.monotonic()
+            elif worker.retiring:  # max_tasks_per_child reached: let it exit, reap it later
+                with contextlib.suppress(OSError):
+                    worker.conn.send_bytes(STOP)
 
     def _finish(
         self, job: _Job, pos: int, value: Any, seconds: float, error: BaseException | None
@@ -467,6 +515,9 @@ class _Dispatcher:
         """A worker died (or overran `timeout`): blame the running item, requeue the rest."""
         if worker not in self.workers:
             return
+        if worker.retiring and not worker.pieces:  # it exited as told, nothing was lost
+            self._reap(worker)
+            return
         _kill(worker)
         self._reap(worker)
         self.counts["workers_lost"] += 1
@@ -476,6 +527,7 @@ class _Dispatcher:
         job, pos = running.job, running.start + running.done
         requeue = [_Piece(p.job, p.start, p.stop, p.isolated) for p in waiting]
         if running.exact:
+            error: TaskError
             if timeout is not None:
                 why = f"ran longer than task_timeout={timeout}s and its worker was killed"
                 error = job.error_for(pos, TaskTimeout, why, timeout=timeout)

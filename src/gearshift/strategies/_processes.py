@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from typing import Any
 
 from gearshift.outcome import ChunkResult
-from gearshift.strategies._pool import ProcessPool
-from gearshift.strategies.base import Initializer, Strategy, available_cores
+from gearshift.strategies._pool import WORKER_ENV, ProcessPool
+from gearshift.strategies.base import Initializer, Strategy, available_cores, check_workers
 
 
 class Processes(Strategy):
@@ -24,13 +25,20 @@ class Processes(Strategy):
     needs_pickling = True
     can_kill = True
 
+    def __init__(
+        self, max_workers: int | None = None, *, max_tasks_per_child: int | None = None
+    ) -> None:
+        super().__init__(max_workers)
+        self.max_tasks_per_child = check_workers(max_tasks_per_child, "max_tasks_per_child")
+
     def default_workers(self) -> int:
-        return available_cores()
+        """One per available core; one inside another pool's worker, so nesting cannot explode."""
+        return 1 if os.environ.get(WORKER_ENV) else available_cores()
 
     def executor(
         self, *, initializer: Initializer = None, initargs: tuple[Any, ...] = ()
     ) -> Executor:
-        return ProcessPool(self.workers, initializer, initargs)
+        return ProcessPool(self.workers, initializer, initargs, self.max_tasks_per_child)
 
     def submit_chunk(
         self,

@@ -3,10 +3,11 @@
 A fresh interpreter (your `__main__` is not re-imported) that talks to its pool over one duplex
 pipe, inherited as file descriptor FD:
 
-    pool ── ("init", sys_path, initializer) ─────────────────────►  worker
+    pool ── ("init", sys_path, initializer, log_levels) ─────────►  worker
          ── ("run", fn_key, fn_bytes | None, items_blob, report_each) ►
          ◄─ ("done", values, seconds, errors, final) ─────────────   per item or per chunk
          ◄─ ("fail", error) ──────────────────────────────────────   the chunk could not start
+         ◄─ ("log", record) ──────────────────────────────────────   a logging record, any time
          ── ("stop",) ────────────────────────────────────────────►  exit 0
 
 A reader thread drains the pipe into a local queue, so the pool never blocks sending, and ends
@@ -15,6 +16,9 @@ the process the moment the pipe closes: a worker cannot outlive its pool, even m
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import logging.handlers
 import os
 import pickle
 import queue
@@ -72,6 +76,30 @@ def _encode(result: ChunkResult, final: bool) -> bytes:
     return bytes(cloudpickle.dumps(("done", values, result.seconds, errors, final)))
 
 
+class _Sender:
+    """Sends on the pipe from any thread: results from the main one, log records from all."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.lock = threading.Lock()
+
+    def send(self, payload: bytes) -> None:
+        with self.lock:
+            self.conn.send_bytes(payload)
+
+    def put_nowait(self, record: logging.LogRecord) -> None:  # the queue of a QueueHandler
+        with contextlib.suppress(Exception):  # a record that cannot travel is lost, not the task
+            self.send(cloudpickle.dumps(("log", record)))
+
+
+def _forward_logging(sender: _Sender, levels: dict[str, int]) -> None:
+    """Send this worker's log records to the pool, whose own handlers then emit them."""
+    root = logging.getLogger()
+    root.handlers = [logging.handlers.QueueHandler(sender)]  # type: ignore[arg-type]
+    for name, level in levels.items():
+        logging.getLogger(name or None).setLevel(level)
+
+
 def _flush() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -87,14 +115,16 @@ def serve(conn: Connection) -> int:
     inbox: queue.SimpleQueue[bytes] = queue.SimpleQueue()
     threading.Thread(target=_read, args=(conn, inbox), daemon=True).start()
     pid = os.getpid()
-    _, sys_path, initializer = pickle.loads(inbox.get())
+    sender = _Sender(conn)
+    _, sys_path, initializer, log_levels = pickle.loads(inbox.get())
     sys.path[:] = sys_path
+    _forward_logging(sender, log_levels)
     if initializer is not None:
         try:
             init, initargs = cloudpickle.loads(initializer)
             init(*initargs)
         except BaseException as exc:
-            conn.send_bytes(cloudpickle.dumps(("init_failed", _portable_error(exc))))
+            sender.send(cloudpickle.dumps(("init_failed", _portable_error(exc))))
             return 1
     fns: dict[int, Callable[[Any], Any]] = {}
     while True:
@@ -110,7 +140,7 @@ def serve(conn: Connection) -> int:
                 fns[fn_key] = cloudpickle.loads(fn_bytes)
             fn = fns[fn_key]
         except Exception as exc:  # e.g. fn's module cannot be imported here
-            conn.send_bytes(cloudpickle.dumps(("fail", _portable_error(exc))))
+            sender.send(cloudpickle.dumps(("fail", _portable_error(exc))))
             continue
         groups = [[item] for item in items] if report_each else [items]
         for n, group in enumerate(groups, 1):
@@ -118,7 +148,7 @@ def serve(conn: Connection) -> int:
             if os.getpid() != pid:  # the task forked and this is the child: never talk to the pool
                 os._exit(0)
             _flush()
-            conn.send_bytes(_encode(result, final=n == len(groups)))
+            sender.send(_encode(result, final=n == len(groups)))
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from concurrent.futures import Executor, Future
 from typing import Any, ClassVar
 
 from gearshift.errors import UsageError
-from gearshift.outcome import ChunkResult, run_chunk
+from gearshift.outcome import ChunkResult, run_chunk, run_chunk_abandoning
 
 Initializer = Callable[..., object] | None
 
@@ -83,7 +83,12 @@ class Strategy(ABC):
         first_index: int,
         task_timeout: float | None,
     ) -> Future[ChunkResult]:
-        """Submit `fn` over a chunk of items; the future's result has one entry per item."""
+        """Submit `fn` over a chunk of items; the future's result has one entry per item.
+
+        This strategy cannot kill a task, so with `task_timeout` an overdue item is abandoned.
+        """
+        if task_timeout is not None:
+            return executor.submit(run_chunk_abandoning, fn, items, task_timeout, first_index)
         return executor.submit(run_chunk, fn, items)
 
     def abort(self, executor: Executor) -> None:
