@@ -526,7 +526,7 @@ class _Dispatcher:
         running, *waiting = worker.pieces
         job, pos = running.job, running.start + running.done
         requeue = [_Piece(p.job, p.start, p.stop, p.isolated) for p in waiting]
-        if running.exact:
+        if running.exact or pos + 1 == running.stop:  # the running item is known
             error: TaskError
             if timeout is not None:
                 why = f"ran longer than task_timeout={timeout}s and its worker was killed"
