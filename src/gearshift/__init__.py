@@ -34,6 +34,9 @@ _LAZY = {
     "Serial": "gearshift.strategies._serial",
     "Threads": "gearshift.strategies._threads",
     "Processes": "gearshift.strategies._processes",
+    "ImageServer": "gearshift.imageserver",
+    "plan_lambda": "gearshift.serverless",
+    "LambdaPlan": "gearshift.serverless",
 }
 
 __all__ = sorted(
@@ -55,7 +58,9 @@ __all__ = sorted(
 if TYPE_CHECKING:
     from gearshift.api import imap, map
     from gearshift.executor import Executor
+    from gearshift.imageserver import ImageServer
     from gearshift.outcome import Statistics, TaskOutcome
+    from gearshift.serverless import LambdaPlan, plan_lambda
     from gearshift.strategies._processes import Processes
     from gearshift.strategies._serial import Serial
     from gearshift.strategies._threads import Threads
