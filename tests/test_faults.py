@@ -231,3 +231,24 @@ def test_failure_cancels_the_rest_promptly() -> None:
     with pytest.raises(TaskFailed):
         gearshift.map(fail_first, [0] + [10.0] * 6, strategy="processes", chunksize=1)
     assert time.monotonic() - start < 5  # the 10-second tasks were killed, not awaited
+
+
+@pytest.mark.parametrize("name", ["threads", "serial"])
+def test_keyboard_interrupt_in_a_task_stops_in_process_strategies(name: str) -> None:
+    def interrupt(x: int) -> int:
+        if x == 2:
+            raise KeyboardInterrupt
+        return x
+
+    with pytest.raises(KeyboardInterrupt):
+        gearshift.map(interrupt, range(5), strategy=name, return_exceptions=True)
+
+
+def test_keyboard_interrupt_in_a_task_with_a_timeout_is_not_a_timeout() -> None:
+    def interrupt(x: int) -> int:
+        if x == 1:
+            raise KeyboardInterrupt
+        return x
+
+    with pytest.raises(KeyboardInterrupt):
+        gearshift.map(interrupt, range(3), strategy="threads", task_timeout=5)

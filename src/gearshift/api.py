@@ -302,7 +302,7 @@ class MapIterator(Iterator[Any]):
         """Take a finished chunk's results; returns the positions whose outcome is now final."""
         try:
             result = future.result()
-        except BaseException as exc:  # the chunk as a whole failed: every item gets that error
+        except Exception as exc:  # the chunk as a whole failed: every item gets that error
             n = len(positions)
             result = ChunkResult([None] * n, [0.0] * n, dict.fromkeys(range(n), exc))
         self._sizer.observe(len(positions), builtins.sum(result.seconds))

@@ -80,7 +80,7 @@ def run_chunk_abandoning(
     for pos, item in enumerate(items):
         box: list[ChunkResult] = []
         runner = threading.Thread(
-            target=lambda item=item, box=box: box.append(run_chunk(fn, [item])),
+            target=lambda item=item, box=box: box.append(run_chunk(fn, [item], BaseException)),
             name=f"gearshift-item-{first_index + pos}",
             daemon=True,
         )
@@ -88,6 +88,8 @@ def run_chunk_abandoning(
         runner.join(timeout)
         if box:
             one = box[0]
+            if not isinstance(one.errors.get(0, Exception()), Exception):
+                raise one.errors[0]  # Ctrl-C or SystemExit from the task: as in a plain loop
             result.values.append(one.values[0])
             result.seconds.append(one.seconds[0])
             if 0 in one.errors:

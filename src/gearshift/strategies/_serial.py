@@ -27,7 +27,7 @@ class SerialExecutor(Executor):
         future.set_running_or_notify_cancel()
         try:
             future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:
+        except Exception as exc:  # Ctrl-C and SystemExit reach the caller, as in a plain loop
             future.set_exception(exc)
         return future
 
