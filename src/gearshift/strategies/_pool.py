@@ -22,8 +22,6 @@ import itertools
 import logging
 import os
 import pickle
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,24 +30,21 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
+from dataclasses import dataclass
+from multiprocessing.connection import wait
 from typing import Any
 
 import cloudpickle
 
-import gearshift
 from gearshift.errors import (
     InitializerFailed,
-    RemoteTraceback,
     TaskError,
-    TaskErrorT,
     TaskTimeout,
     WorkerDied,
-    item_error,
     signal_name,
 )
 from gearshift.outcome import ChunkResult, Statistics
+from gearshift.strategies._handles import Job, Piece, WorkerHandle, fail, kill, rebuild, spawn
 from gearshift.strategies._worker import FN_CACHE_SIZE, STOP
 
 # A second chunk is sent ahead to a busy worker, to hide the round trip, only if it is this small
@@ -60,89 +55,6 @@ PREFETCH_MAX_BYTES = 64 * 1024
 PREFETCH_MAX_SECONDS = 0.005
 TICK_SECONDS = 0.5  # how often worker liveness is polled where no pidfd exists
 STOP_GRACE_SECONDS = 2.0  # how long a stopping worker may take before it is killed
-WORKER_ENV = "GEARSHIFT_WORKER"  # set in workers: how deeply pools are nested
-
-
-@dataclass(eq=False)
-class _Job:
-    """One submission: a chunk of items (or one call) and the future that receives its results."""
-
-    future: Future[Any]
-    fn_key: int
-    fn_bytes: bytes
-    items: list[Any]
-    first_index: int | None  # None: a plain `submit` call, resolved with the value itself
-    task_timeout: float | None
-    result: ChunkResult = field(init=False)
-    left: int = field(init=False)
-    started: bool = False
-
-    def __post_init__(self) -> None:
-        n = len(self.items)
-        self.result = ChunkResult([None] * n, [0.0] * n, {})
-        self.left = n
-
-    def error_for(self, pos: int, cls: type[TaskErrorT], why: str, **kw: Any) -> TaskErrorT:
-        return item_error(cls, (self.first_index or 0) + pos, self.items[pos], why, **kw)
-
-
-@dataclass(eq=False)
-class _Piece:
-    """A contiguous run of one job's positions, as sent to one worker."""
-
-    job: _Job
-    start: int
-    stop: int
-    isolated: bool = False  # re-run alone after a death: a death now is this item's
-    done: int = 0  # positions reported so far
-    item_started: float = 0.0
-    blob: bytes | None = None  # the pickled items, made once
-
-    @property
-    def exact(self) -> bool:  # results arrive per item, so the running item is known
-        return self.isolated or self.job.task_timeout is not None
-
-
-@dataclass(eq=False)
-class _Worker:
-    proc: subprocess.Popen[bytes]
-    conn: Connection
-    pidfd: int | None
-    budget: int | None  # items it may still run (max_tasks_per_child); at 0 it retires
-    pieces: deque[_Piece] = field(default_factory=deque)
-    fn_keys: dict[int, None] = field(default_factory=dict)
-
-    @property
-    def retiring(self) -> bool:
-        return self.budget == 0
-
-
-def _log_levels() -> dict[str, int]:
-    """The levels the pool's loggers are set to, so workers send only records that count."""
-    levels = {"": logging.getLogger().getEffectiveLevel()}
-    for name, logger in logging.root.manager.loggerDict.items():
-        if isinstance(logger, logging.Logger) and logger.level:
-            levels[name] = logger.level
-    return levels
-
-
-def _spawn(sys_path: list[str], initializer: bytes | None, budget: int | None) -> _Worker:
-    """Start a fresh interpreter running the worker loop, connected by a socket pair."""
-    parent, child = socket.socketpair()
-    env = dict(os.environ)
-    env[WORKER_ENV] = str(int(env.get(WORKER_ENV, "0")) + 1)  # nesting depth, see Processes
-    root = os.path.dirname(os.path.dirname(os.path.abspath(gearshift.__file__)))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    flags = subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]
-    command = [sys.executable, *flags, "-m", "gearshift.strategies._worker", str(child.fileno())]
-    with child:
-        proc = subprocess.Popen(
-            command, pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, env=env
-        )
-    conn = Connection(parent.detach())
-    conn.send_bytes(pickle.dumps(("init", sys_path, initializer, _log_levels())))
-    pidfd = os.pidfd_open(proc.pid) if hasattr(os, "pidfd_open") else None
-    return _Worker(proc, conn, pidfd, budget)
 
 
 class ProcessPool(Executor):
@@ -211,8 +123,8 @@ class _Dispatcher:
             None if initializer is None else cloudpickle.dumps((initializer, initargs))
         )
         self.lock = threading.Lock()
-        self.queue: deque[_Piece] = deque()
-        self.workers: list[_Worker] = []
+        self.queue: deque[Piece] = deque()
+        self.workers: list[WorkerHandle] = []
         self.closing = self.cancel_queued = False
         self.broken: BaseException | None = None
         self.counts = dict.fromkeys(
@@ -247,8 +159,8 @@ class _Dispatcher:
                 raise type(self.broken)(*self.broken.args) from self.broken
             if self.closing:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            job = _Job(future, key, fn_bytes, items, first_index, task_timeout)
-            self.queue.append(_Piece(job, 0, len(items)))
+            job = Job(future, key, fn_bytes, items, first_index, task_timeout)
+            self.queue.append(Piece(job, 0, len(items)))
             self.counts["tasks_submitted"] += len(items)
             if self.thread is None:
                 self.thread = threading.Thread(target=self.run, name="gearshift-pool", daemon=True)
@@ -291,7 +203,7 @@ class _Dispatcher:
             self.broken = self.broken or RuntimeError("the pool was terminated")
             workers = list(self.workers)
         for worker in workers:
-            _kill(worker)
+            kill(worker)
         self.close(wait=True)
 
     # ---- the dispatcher thread ----------------------------------------------------------------
@@ -306,7 +218,7 @@ class _Dispatcher:
             for worker in list(self.workers):
                 self._stop(worker)
             self.queue.clear()
-            _fail(pieces, self.broken or RuntimeError("the pool was shut down"))
+            fail(pieces, self.broken or RuntimeError("the pool was shut down"))
             _live.discard(self)
 
     def _step(self) -> bool:
@@ -316,7 +228,7 @@ class _Dispatcher:
         if broken is not None:
             return False
         if cancel:
-            _fail([p for p in self.queue if not p.job.started], None)
+            fail([p for p in self.queue if not p.job.started], None)
             self.queue = deque(p for p in self.queue if p.job.started)
         self._dispatch()
         if closing and not self.queue and not any(w.pieces for w in self.workers):
@@ -357,14 +269,14 @@ class _Dispatcher:
                 return
             self.queue.popleft()
             if target.budget is not None and piece.stop - piece.start > target.budget:
-                rest = _Piece(piece.job, piece.start + target.budget, piece.stop, piece.isolated)
+                rest = Piece(piece.job, piece.start + target.budget, piece.stop, piece.isolated)
                 self.queue.appendleft(rest)  # the worker retires after its share
-                piece = _Piece(piece.job, piece.start, rest.start, piece.isolated)
+                piece = Piece(piece.job, piece.start, rest.start, piece.isolated)
                 if not self._pickle(piece):
                     continue
             self._send(target, piece)
 
-    def _pickle(self, piece: _Piece) -> bool:
+    def _pickle(self, piece: Piece) -> bool:
         """Pickle the piece's items once; on failure, fail only the unpicklable items."""
         if piece.blob is not None:
             return True
@@ -377,7 +289,7 @@ class _Dispatcher:
             self._unpicklable(piece, exc)
             return False
 
-    def _prefetch_target(self, piece: _Piece) -> _Worker | None:
+    def _prefetch_target(self, piece: Piece) -> WorkerHandle | None:
         """The busy worker likeliest to finish soon, if sending ahead to it pays off."""
         typical = self.chunk_seconds.get(piece.job.fn_key)
         assert piece.blob is not None
@@ -390,13 +302,13 @@ class _Dispatcher:
         busy = [w for w in busy if now - w.pieces[0].item_started < 2 * typical + 0.001]
         return max(busy, key=lambda w: w.pieces[0].item_started, default=None)
 
-    def _start_worker(self) -> _Worker:
-        worker = _spawn(list(sys.path), self.initializer, self.max_tasks_per_child)
+    def _start_worker(self) -> WorkerHandle:
+        worker = spawn(list(sys.path), self.initializer, self.max_tasks_per_child)
         self.workers.append(worker)
         self.counts["workers_started"] += 1
         return worker
 
-    def _send(self, worker: _Worker, piece: _Piece) -> None:
+    def _send(self, worker: WorkerHandle, piece: Piece) -> None:
         job = piece.job
         if not job.started:
             job.started = True
@@ -420,7 +332,7 @@ class _Dispatcher:
         except OSError:
             self._lose(worker, None)
 
-    def _unpicklable(self, piece: _Piece, exc: Exception) -> None:
+    def _unpicklable(self, piece: Piece, exc: Exception) -> None:
         """Fail only the items that cannot be pickled; send the rest on, one by one."""
         job = piece.job
         for pos in range(piece.start, piece.stop):
@@ -430,9 +342,9 @@ class _Dispatcher:
                 why = f"the item could not be pickled: {type(item_exc).__name__}: {item_exc}"
                 self._finish(job, pos, None, 0.0, TypeError(why))
             else:
-                self.queue.appendleft(_Piece(job, pos, pos + 1, isolated=True))
+                self.queue.appendleft(Piece(job, pos, pos + 1, isolated=True))
 
-    def _receive(self, worker: _Worker) -> None:
+    def _receive(self, worker: WorkerHandle) -> None:
         """Handle every message waiting on a worker's pipe; a closed pipe means it died."""
         try:
             while worker.conn.poll():
@@ -440,13 +352,13 @@ class _Dispatcher:
         except (EOFError, OSError):
             self._lose(worker, None)
 
-    def _handle(self, worker: _Worker, message: tuple[Any, ...]) -> None:
+    def _handle(self, worker: WorkerHandle, message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind == "log":  # the pool's own handlers emit the worker's record
             logging.getLogger(message[1].name).handle(message[1])
             return
         if kind == "init_failed":
-            exc = _rebuild(message[1])
+            exc = rebuild(message[1])
             with self.lock:
                 self.broken = InitializerFailed(f"the pool's initializer raised {exc!r}")
                 self.broken.__cause__ = exc
@@ -454,7 +366,7 @@ class _Dispatcher:
         piece = worker.pieces[0]
         job, base = piece.job, piece.start + piece.done
         if kind == "fail":
-            exc = _rebuild(message[1])
+            exc = rebuild(message[1])
             for pos in range(base, piece.stop):
                 self._finish(job, pos, None, 0.0, exc)
             piece.done = piece.stop - piece.start
@@ -462,7 +374,7 @@ class _Dispatcher:
             _, values, seconds, errors, _final = message
             for offset, value in enumerate(values):
                 error = errors.get(offset)
-                error = None if error is None else _rebuild(error)
+                error = None if error is None else rebuild(error)
                 self._finish(job, base + offset, value, seconds[offset], error)
             piece.done += len(values)
             if job.first_index is not None:  # map's chunks; plain calls each have their own key
@@ -479,7 +391,7 @@ class _Dispatcher:
                     worker.conn.send_bytes(STOP)
 
     def _finish(
-        self, job: _Job, pos: int, value: Any, seconds: float, error: BaseException | None
+        self, job: Job, pos: int, value: Any, seconds: float, error: BaseException | None
     ) -> None:
         job.result.values[pos] = value
         job.result.seconds[pos] = seconds
@@ -511,21 +423,21 @@ class _Dispatcher:
             if timeout is not None and now >= worker.pieces[0].item_started + timeout:
                 self._lose(worker, timeout)
 
-    def _lose(self, worker: _Worker, timeout: float | None) -> None:
+    def _lose(self, worker: WorkerHandle, timeout: float | None) -> None:
         """A worker died (or overran `timeout`): blame the running item, requeue the rest."""
         if worker not in self.workers:
             return
         if worker.retiring and not worker.pieces:  # it exited as told, nothing was lost
             self._reap(worker)
             return
-        _kill(worker)
+        kill(worker)
         self._reap(worker)
         self.counts["workers_lost"] += 1
         if not worker.pieces:
             return
         running, *waiting = worker.pieces
         job, pos = running.job, running.start + running.done
-        requeue = [_Piece(p.job, p.start, p.stop, p.isolated) for p in waiting]
+        requeue = [Piece(p.job, p.start, p.stop, p.isolated) for p in waiting]
         if running.exact or pos + 1 == running.stop:  # the running item is known
             error: TaskError
             if timeout is not None:
@@ -537,12 +449,12 @@ class _Dispatcher:
                 error = job.error_for(pos, WorkerDied, why, pid=pid, exitcode=code)
             self._finish(job, pos, None, 0.0, error)
             if pos + 1 < running.stop:
-                requeue.insert(0, _Piece(job, pos + 1, running.stop))
+                requeue.insert(0, Piece(job, pos + 1, running.stop))
         else:  # the chunk ran as one message: re-run its items one by one to find the culprit
-            requeue[:0] = [_Piece(job, p, p + 1, isolated=True) for p in range(pos, running.stop)]
+            requeue[:0] = [Piece(job, p, p + 1, isolated=True) for p in range(pos, running.stop)]
         self.queue.extendleft(reversed(requeue))
 
-    def _reap(self, worker: _Worker) -> None:
+    def _reap(self, worker: WorkerHandle) -> None:
         if worker in self.workers:
             self.workers.remove(worker)
         worker.proc.wait()
@@ -550,36 +462,13 @@ class _Dispatcher:
         if worker.pidfd is not None:
             os.close(worker.pidfd)
 
-    def _stop(self, worker: _Worker) -> None:
+    def _stop(self, worker: WorkerHandle) -> None:
         try:
             worker.conn.send_bytes(STOP)
             worker.proc.wait(STOP_GRACE_SECONDS)
         except (OSError, subprocess.TimeoutExpired):
-            _kill(worker)
+            kill(worker)
         self._reap(worker)
-
-
-def _rebuild(error: tuple[BaseException, str]) -> BaseException:
-    """The worker's exception with its traceback text chained as the cause."""
-    exc, text = error
-    exc.__cause__ = RemoteTraceback(text)
-    return exc
-
-
-def _fail(pieces: Sequence[_Piece], exc: BaseException | None) -> None:
-    """Cancel (exc None) or fail the futures of these pieces' jobs."""
-    for piece in pieces:
-        future = piece.job.future
-        if exc is None:
-            future.cancel()
-        elif not future.done():
-            future.set_exception(exc)
-
-
-def _kill(worker: _Worker) -> None:
-    if worker.proc.poll() is None:
-        with contextlib.suppress(OSError):
-            worker.proc.send_signal(signal.SIGKILL)
 
 
 def _close_fds(*fds: int) -> None:

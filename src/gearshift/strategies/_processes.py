@@ -8,7 +8,8 @@ from concurrent.futures import Executor, Future
 from typing import Any
 
 from gearshift.outcome import ChunkResult
-from gearshift.strategies._pool import WORKER_ENV, ProcessPool
+from gearshift.strategies._handles import WORKER_ENV
+from gearshift.strategies._pool import ProcessPool
 from gearshift.strategies.base import Initializer, Strategy, available_cores, check_workers
 
 

@@ -1,0 +1,134 @@
+"""The process pool's bookkeeping: jobs, the pieces they are cut into, and worker handles.
+
+A job is one submission (a chunk of items, or one call) with the future that receives it; a
+piece is a contiguous run of a job's positions as sent to one worker; a worker handle is the
+child process, its end of the socket pair, its pidfd, and the pieces it holds, in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+import gearshift
+from gearshift.errors import RemoteTraceback, TaskErrorT, item_error
+from gearshift.outcome import ChunkResult
+
+WORKER_ENV = "GEARSHIFT_WORKER"  # set in workers: how deeply pools are nested
+
+
+@dataclass(eq=False)
+class Job:
+    """One submission: a chunk of items (or one call) and the future that receives its results."""
+
+    future: Future[Any]
+    fn_key: int
+    fn_bytes: bytes
+    items: list[Any]
+    first_index: int | None  # None: a plain `submit` call, resolved with the value itself
+    task_timeout: float | None
+    result: ChunkResult = field(init=False)
+    left: int = field(init=False)
+    started: bool = False
+
+    def __post_init__(self) -> None:
+        n = len(self.items)
+        self.result = ChunkResult([None] * n, [0.0] * n, {})
+        self.left = n
+
+    def error_for(self, pos: int, cls: type[TaskErrorT], why: str, **kw: Any) -> TaskErrorT:
+        return item_error(cls, (self.first_index or 0) + pos, self.items[pos], why, **kw)
+
+
+@dataclass(eq=False)
+class Piece:
+    """A contiguous run of one job's positions, as sent to one worker."""
+
+    job: Job
+    start: int
+    stop: int
+    isolated: bool = False  # re-run alone after a death: a death now is this item's
+    done: int = 0  # positions reported so far
+    item_started: float = 0.0
+    blob: bytes | None = None  # the pickled items, made once
+
+    @property
+    def exact(self) -> bool:  # results arrive per item, so the running item is known
+        return self.isolated or self.job.task_timeout is not None
+
+
+@dataclass(eq=False)
+class WorkerHandle:
+    proc: subprocess.Popen[bytes]
+    conn: Connection
+    pidfd: int | None
+    budget: int | None  # items it may still run (max_tasks_per_child); at 0 it retires
+    pieces: deque[Piece] = field(default_factory=deque)
+    fn_keys: dict[int, None] = field(default_factory=dict)
+
+    @property
+    def retiring(self) -> bool:
+        return self.budget == 0
+
+
+def log_levels() -> dict[str, int]:
+    """The levels the pool's loggers are set to, so workers send only records that count."""
+    levels = {"": logging.getLogger().getEffectiveLevel()}
+    for name, logger in logging.root.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger) and logger.level:
+            levels[name] = logger.level
+    return levels
+
+
+def spawn(sys_path: list[str], initializer: bytes | None, budget: int | None) -> WorkerHandle:
+    """Start a fresh interpreter running the worker loop, connected by a socket pair."""
+    parent, child = socket.socketpair()
+    env = dict(os.environ)
+    env[WORKER_ENV] = str(int(env.get(WORKER_ENV, "0")) + 1)  # nesting depth, see Processes
+    root = os.path.dirname(os.path.dirname(os.path.abspath(gearshift.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    flags = subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]
+    command = [sys.executable, *flags, "-m", "gearshift.strategies._worker", str(child.fileno())]
+    with child:
+        proc = subprocess.Popen(
+            command, pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, env=env
+        )
+    conn = Connection(parent.detach())
+    conn.send_bytes(pickle.dumps(("init", sys_path, initializer, log_levels())))
+    pidfd = os.pidfd_open(proc.pid) if hasattr(os, "pidfd_open") else None
+    return WorkerHandle(proc, conn, pidfd, budget)
+
+
+def rebuild(error: tuple[BaseException, str]) -> BaseException:
+    """The worker's exception with its traceback text chained as the cause."""
+    exc, text = error
+    exc.__cause__ = RemoteTraceback(text)
+    return exc
+
+
+def fail(pieces: Sequence[Piece], exc: BaseException | None) -> None:
+    """Cancel (exc None) or fail the futures of these pieces' jobs."""
+    for piece in pieces:
+        future = piece.job.future
+        if exc is None:
+            future.cancel()
+        elif not future.done():
+            future.set_exception(exc)
+
+
+def kill(worker: WorkerHandle) -> None:
+    if worker.proc.poll() is None:
+        with contextlib.suppress(OSError):
+            worker.proc.send_signal(signal.SIGKILL)
