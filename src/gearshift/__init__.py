@@ -34,9 +34,22 @@ _LAZY = {
     "Serial": "gearshift.strategies._serial",
     "Threads": "gearshift.strategies._threads",
     "Processes": "gearshift.strategies._processes",
+    "Asyncio": "gearshift.strategies._asyncio",
+    "Dask": "gearshift.strategies._dask",
+    "Lithops": "gearshift.strategies._lithops",
+    "amap": "gearshift.aio",
+    "aimap": "gearshift.aio",
     "ImageServer": "gearshift.imageserver",
     "plan_lambda": "gearshift.serverless",
     "LambdaPlan": "gearshift.serverless",
+    "download": "gearshift.downloader",
+    "DownloadResult": "gearshift.downloader",
+    "bench": "gearshift.benchmark",
+    "BenchResult": "gearshift.benchmark",
+    "profile": "gearshift.profiler",
+    "Profile": "gearshift.profiler",
+    "choose": "gearshift.chooser",
+    "Choice": "gearshift.chooser",
 }
 
 __all__ = sorted(
@@ -56,11 +69,19 @@ __all__ = sorted(
 )
 
 if TYPE_CHECKING:
+    from gearshift.aio import aimap, amap
     from gearshift.api import imap, map
+    from gearshift.benchmark import BenchResult, bench
+    from gearshift.chooser import Choice, choose
+    from gearshift.downloader import DownloadResult, download
     from gearshift.executor import Executor
     from gearshift.imageserver import ImageServer
     from gearshift.outcome import Statistics, TaskOutcome
+    from gearshift.profiler import Profile, profile
     from gearshift.serverless import LambdaPlan, plan_lambda
+    from gearshift.strategies._asyncio import Asyncio
+    from gearshift.strategies._dask import Dask
+    from gearshift.strategies._lithops import Lithops
     from gearshift.strategies._processes import Processes
     from gearshift.strategies._serial import Serial
     from gearshift.strategies._threads import Threads

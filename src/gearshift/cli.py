@@ -128,8 +128,120 @@ def _run_plan_lambda(args: argparse.Namespace) -> int:
     return run_plan_lambda(args)
 
 
+def _add_download(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("download", help="download URLs concurrently: retried, resumable, atomic")
+    p.add_argument("urls", nargs="*", metavar="URL", help="http:// or https:// URLs")
+    p.add_argument("-i", "--input", metavar="FILE", help="URLs from FILE, one a line (# comments); "
+                   "- reads stdin")  # fmt: skip
+    p.add_argument("-o", "--output", metavar="DIR", default=".", help="save into DIR (.)")
+    p.add_argument("--workers", type=_download_workers, default="auto",
+                   help="threads: N, or auto to grow while throughput rises (auto)")  # fmt: skip
+    p.add_argument("--per-host", type=int, default=64, help="most connections to one host (64)")
+    p.add_argument("--retries", type=int, default=3, help="extra attempts after errors (3)")
+    p.add_argument("--backoff", type=float, default=0.5, help="first retry wait, doubling (0.5 s)")
+    p.add_argument(
+        "--max-wait", type=float, default=60.0, help="cap on a wait, Retry-After too (60)"
+    )
+    p.add_argument("--connect-timeout", type=float, default=10.0, help="seconds to connect (10)")
+    p.add_argument("--read-timeout", type=float, default=30.0, help="seconds without data (30)")
+    p.add_argument("--max-bytes", type=_download_size, help="refuse larger files: N, 512K, 10M, 2G")
+    p.add_argument("--sha256", metavar="FILE", help="verify against a sha256sum manifest "
+                   "(HEX  NAME-or-URL per line)")  # fmt: skip
+    p.add_argument("--max-redirects", type=int, default=10, help="redirects to follow (10)")
+    p.add_argument("--insecure", action="store_true", help="do NOT verify TLS certificates")
+    p.add_argument("--skip-existing", action="store_true", help="leave files already in DIR alone")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar on stderr (default: when stderr is a terminal)")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print a JSON report instead of tables")
+    p.set_defaults(run=_run_download)
+
+
+def _run_download(args: argparse.Namespace) -> int:
+    from gearshift.download_report import run_download
+
+    return run_download(args)
+
+
+def _download_workers(text: str) -> int | str:
+    from gearshift.download_report import parse_workers
+
+    return parse_workers(text)
+
+
+def _download_size(text: str) -> int:
+    from gearshift.download_report import parse_size
+
+    return parse_size(text)
+
+
+def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("demo", help="the source's two experiments (sum 0..N; download images)")
+    p.add_argument("--full", action="store_true", help="the source's N = 100,000,000")
+    p.add_argument("--n", type=int, help="sum 0..N, 5 times (10,000,000; --full 100,000,000)")
+    p.add_argument("--repeat", type=int, default=3, help="timed runs per row; median shown (3)")
+    p.add_argument("--url", nargs="+", action="extend", metavar="URL",
+                   help="download these (TLS verified), not from a local image server")  # fmt: skip
+    p.add_argument("--latency", type=float, help="local server: seconds per response (0.25)")
+    p.add_argument("--size-bytes", type=int, help="local server: bytes per image (524288)")
+    only = p.add_mutually_exclusive_group()
+    only.add_argument("--cpu-only", action="store_true", help="only the CPU experiment")
+    only.add_argument("--io-only", action="store_true", help="only the I/O experiment")
+    p.add_argument("--out", default="gearshift-results", help="directory for demo.json and the "
+                   "chart (./gearshift-results)")  # fmt: skip
+    p.add_argument("--chart", metavar="PATH.png", help="chart path (OUT/demo.png)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(run=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from gearshift.demo_report import run_demo_command
+
+    return run_demo_command(args)
+
+
+def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("bench", help="time MODULE:FUNC on every strategy and worker count")
+    p.add_argument("target", metavar="MODULE:FUNC", help="e.g. mypkg.work:crunch, ./work.py:f")
+    p.add_argument("--items", metavar="EXPR", help="a Python expression, e.g. 'range(100)'")
+    p.add_argument("--items-file", metavar="FILE", help="a JSON array, or one item per line")
+    p.add_argument("--strategies", default="serial,threads,processes,auto",
+                   help="comma-separated (serial,threads,processes,auto)")  # fmt: skip
+    p.add_argument("--workers", default="1,2,4,8", help="worker counts to try (1,2,4,8)")
+    p.add_argument("--repeat", type=int, default=3, help="timed runs each; median shown (3)")
+    p.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up runs")
+    p.add_argument("--chart", metavar="PATH.png", help="draw speedup vs workers to this PNG")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(run=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from gearshift.bench_report import run_bench_command
+
+    return run_bench_command(args)
+
+
+def _add_profile(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("profile", help="measure MODULE:FUNC on a sample; what would auto choose?")
+    p.add_argument("target", metavar="MODULE:FUNC", help="e.g. mypkg.work:crunch, ./work.py:f")
+    p.add_argument("--items", metavar="EXPR", help="a Python expression, e.g. 'range(100)'")
+    p.add_argument("--items-file", metavar="FILE", help="a JSON array, or one JSON value a line")
+    p.add_argument("--sample", type=int, help="items to measure (default: adaptive, ~0.1 s)")
+    p.add_argument("--json", action="store_true", help="print the profile and choice as JSON")
+    p.set_defaults(run=_run_profile)
+
+
+def _run_profile(args: argparse.Namespace) -> int:
+    from gearshift.profile_report import run_profile_command
+
+    return run_profile_command(args)
+
+
 # Subcommands register here, in the order `gearshift --help` lists them.
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_serve_images,
     _add_plan_lambda,
+    _add_download,
+    _add_demo,
+    _add_bench,
+    _add_profile,
 ]
