@@ -255,10 +255,10 @@ def test_strategy_instance_and_width() -> None:
     assert it.statistics().workers_started == 1
 
 
-def test_default_strategy_uses_processes() -> None:
+def test_default_strategy_is_auto_and_says_why() -> None:
     it = gearshift.imap(square, range(4))
-    list(it)
-    assert it.statistics().workers_started >= 1
+    assert list(it) == [0, 1, 4, 9]
+    assert it.choice is not None and it.choice.strategy == "serial" and it.choice.why
 
 
 def test_early_close_stops_the_work() -> None:

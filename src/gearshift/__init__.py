@@ -34,6 +34,7 @@ _LAZY = {
     "Serial": "gearshift.strategies._serial",
     "Threads": "gearshift.strategies._threads",
     "Processes": "gearshift.strategies._processes",
+    "Auto": "gearshift.strategies._auto",
     "Asyncio": "gearshift.strategies._asyncio",
     "Dask": "gearshift.strategies._dask",
     "Lithops": "gearshift.strategies._lithops",
@@ -80,6 +81,7 @@ if TYPE_CHECKING:
     from gearshift.profiler import Profile, profile
     from gearshift.serverless import LambdaPlan, plan_lambda
     from gearshift.strategies._asyncio import Asyncio
+    from gearshift.strategies._auto import Auto
     from gearshift.strategies._dask import Dask
     from gearshift.strategies._lithops import Lithops
     from gearshift.strategies._processes import Processes

@@ -19,11 +19,11 @@ CHUNKS_PER_WORKER_LEFT = 2
 class ChunkSizer:
     """Chooses the size of the next chunk; `observe` feeds it each finished chunk's compute time."""
 
-    def __init__(self, fixed: int | None, workers: int, total: int | None) -> None:
+    def __init__(self, fixed: int | None, workers: int, total: int | None, start: int = 1) -> None:
         self.fixed = fixed
         self.workers = workers
         self.total = total
-        self.size = fixed or 1
+        self.size = fixed or max(1, start)
         self.taken = 0
         self._per_item: float | None = None
 

@@ -17,16 +17,20 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gearshift._chunking import ChunkSizer
 from gearshift._progress import Progress
 from gearshift.errors import TaskError, TaskFailed, UsageError, short_repr
 from gearshift.outcome import ChunkResult, Statistics
 from gearshift.strategies import resolve
+from gearshift.strategies._auto import Auto, decide
 from gearshift.strategies.base import Strategy, check_workers
 
-DEFAULT_STRATEGY = "processes"
+if TYPE_CHECKING:
+    from gearshift.chooser import Choice
+
+DEFAULT_STRATEGY = "auto"
 IN_FLIGHT_PER_WORKER = 2  # chunks submitted per worker: one running, one ready behind it
 AHEAD_PER_WORKER = 4  # ordered mode: chunks finished or running ahead of the next to yield
 
@@ -53,6 +57,7 @@ class _Chunk:
     values: list[Any] = field(default_factory=list)
     attempts: dict[int, int] = field(default_factory=dict)
     open: int = 0
+    result: ChunkResult | None = None  # auto's sample: results measured before the run
 
     def __post_init__(self) -> None:
         self.values = [None] * len(self.items)
@@ -187,6 +192,7 @@ class MapIterator(Iterator[Any]):
         self._strategy, self._opts = strategy, options
         self._sizer = ChunkSizer(options.chunksize, strategy.workers, total)
         self._executor: Executor | None = None
+        self.choice: Choice | None = None  # what strategy="auto" chose, and why
         self._counts = dict.fromkeys(
             ["tasks_submitted", "tasks_done", "tasks_failed", "tasks_retried"], 0
         )
@@ -198,6 +204,11 @@ class MapIterator(Iterator[Any]):
     def close(self) -> None:
         """Stop early: cancel what is queued, stop the workers."""
         self._gen.close()
+
+    @property
+    def strategy(self) -> Strategy:
+        """The strategy running the work (after auto has chosen, the chosen one)."""
+        return self._strategy
 
     def statistics(self) -> Statistics:
         pool = getattr(self._executor, "statistics", None)
@@ -211,13 +222,14 @@ class MapIterator(Iterator[Any]):
 
     def _generate(self) -> Generator[Any, None, None]:
         opts = self._opts
+        primed = self._decide() if isinstance(self._strategy, Auto) else None
         self._executor = self._strategy.executor(
             initializer=opts.initializer, initargs=opts.initargs
         )
         progress = Progress(self._total, opts.progress)
         finished = False
         try:
-            yield from self._drive(self._executor, progress)
+            yield from self._drive(self._executor, progress, primed)
             finished = True
         finally:
             progress.close()
@@ -226,12 +238,47 @@ class MapIterator(Iterator[Any]):
             else:
                 self._strategy.abort(self._executor)
 
-    def _drive(self, executor: Executor, progress: Progress) -> Iterator[Any]:
+    def _decide(self) -> _Chunk | None:
+        """strategy="auto": sample, choose, and return the sample as a chunk already done."""
+        assert isinstance(self._strategy, Auto)
+        opts = self._opts
+        sampled = opts.initializer is None and opts.task_timeout is None
+        decision = decide(
+            self._strategy, self._fn, self._items, self._total, in_process_sample=sampled
+        )
+        self.choice, self._strategy = decision.choice, decision.strategy
+        self._counts["tasks_submitted"] += len(decision.items)
+        self._sizer = ChunkSizer(
+            opts.chunksize,
+            self._strategy.workers,
+            decision.remaining,
+            start=decision.choice.chunksize,
+        )
+        if decision.result is None:
+            return None
+        chunk = _Chunk(0, decision.items)
+        chunk.result = decision.result
+        return chunk
+
+    def _drive(
+        self, executor: Executor, progress: Progress, primed: _Chunk | None
+    ) -> Iterator[Any]:
         opts, workers = self._opts, self._strategy.workers
         pending: dict[Future[ChunkResult], tuple[_Chunk, list[int]]] = {}
         retry: deque[tuple[_Chunk, int]] = deque()
         waiting: deque[_Chunk] = deque()  # ordered mode: chunks not yet yielded, in input order
         next_index, exhausted = 0, False
+        if primed is not None:  # auto's sample: run already, its results are taken as they are
+            next_index = len(primed.items)
+            measured: Future[ChunkResult] = Future()
+            assert primed.result is not None
+            measured.set_result(primed.result)
+            if opts.ordered:
+                waiting.append(primed)
+            finals = self._absorb(primed, list(range(next_index)), measured, retry)
+            progress.advance(len(finals))
+            if not opts.ordered:
+                yield from (primed.values[pos] for pos in finals)
         while True:
             while retry and len(pending) < IN_FLIGHT_PER_WORKER * workers:
                 chunk, pos = retry.popleft()

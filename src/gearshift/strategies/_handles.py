@@ -92,10 +92,12 @@ def log_levels() -> dict[str, int]:
     return levels
 
 
-def spawn(sys_path: list[str], initializer: bytes | None, budget: int | None) -> WorkerHandle:
+def spawn(
+    sys_path: list[str], initializer: bytes | None, budget: int | None, extra_env: dict[str, str]
+) -> WorkerHandle:
     """Start a fresh interpreter running the worker loop, connected by a socket pair."""
     parent, child = socket.socketpair()
-    env = dict(os.environ)
+    env = {**os.environ, **extra_env}
     env[WORKER_ENV] = str(int(env.get(WORKER_ENV, "0")) + 1)  # nesting depth, see Processes
     root = os.path.dirname(os.path.dirname(os.path.abspath(gearshift.__file__)))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))

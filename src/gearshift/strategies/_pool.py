@@ -66,8 +66,12 @@ class ProcessPool(Executor):
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
         max_tasks_per_child: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
-        self._state = _Dispatcher(max_workers, initializer, initargs, max_tasks_per_child)
+        """`env`: variables set in every worker, on top of this process's environment."""
+        self._state = _Dispatcher(
+            max_workers, initializer, initargs, max_tasks_per_child, dict(env or {})
+        )
         weakref.finalize(self, self._state.close, False)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
@@ -116,9 +120,11 @@ class _Dispatcher:
         initializer: Callable[..., object] | None,
         initargs: tuple[Any, ...],
         max_tasks_per_child: int | None,
+        env: dict[str, str],
     ) -> None:
         self.max_workers = max_workers
         self.max_tasks_per_child = max_tasks_per_child
+        self.env = env
         self.initializer = (
             None if initializer is None else cloudpickle.dumps((initializer, initargs))
         )
@@ -303,7 +309,7 @@ class _Dispatcher:
         return max(busy, key=lambda w: w.pieces[0].item_started, default=None)
 
     def _start_worker(self) -> WorkerHandle:
-        worker = spawn(list(sys.path), self.initializer, self.max_tasks_per_child)
+        worker = spawn(list(sys.path), self.initializer, self.max_tasks_per_child, self.env)
         self.workers.append(worker)
         self.counts["workers_started"] += 1
         return worker

@@ -5,7 +5,8 @@ from __future__ import annotations
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
-from gearshift.strategies.base import Initializer, Strategy, available_cores
+from gearshift._cores import available_cores
+from gearshift.strategies.base import Initializer, Strategy
 
 # Same formula as ThreadPoolExecutor's default; `auto` widens it for waiting-bound work.
 DEFAULT_MAX_THREADS = 32

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
@@ -24,13 +23,6 @@ def check_workers(max_workers: object, argument: str = "max_workers") -> int | N
             f"{argument} must be a whole number >= 1 or None (the default), got {max_workers!r}"
         )
     return max_workers
-
-
-def available_cores() -> int:
-    """CPUs this process may run on (its affinity mask), not the machine's total."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
 
 
 class Strategy(ABC):
