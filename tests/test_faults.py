@@ -252,3 +252,13 @@ def test_keyboard_interrupt_in_a_task_with_a_timeout_is_not_a_timeout() -> None:
 
     with pytest.raises(KeyboardInterrupt):
         gearshift.map(interrupt, range(3), strategy="threads", task_timeout=5)
+
+
+def test_timeouts_start_when_the_worker_is_ready_not_while_it_starts() -> None:
+    def slow_init() -> None:
+        time.sleep(1.5)  # a slow start (imports, a loaded machine) is not the task's time
+
+    got = gearshift.map(
+        abs, [-1, -2, -3], strategy="processes", task_timeout=0.5, initializer=slow_init
+    )
+    assert got == [1, 2, 3]

@@ -75,6 +75,7 @@ class WorkerHandle:
     conn: Connection
     pidfd: int | None
     budget: int | None  # items it may still run (max_tasks_per_child); at 0 it retires
+    ready: bool = False  # started and initialized: from now on its items' deadlines run
     pieces: deque[Piece] = field(default_factory=deque)
     fn_keys: dict[int, None] = field(default_factory=dict)
 

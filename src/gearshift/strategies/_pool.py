@@ -363,6 +363,11 @@ class _Dispatcher:
         if kind == "log":  # the pool's own handlers emit the worker's record
             logging.getLogger(message[1].name).handle(message[1])
             return
+        if kind == "ready":
+            worker.ready = True
+            if worker.pieces:
+                worker.pieces[0].item_started = time.monotonic()
+            return
         if kind == "init_failed":
             exc = rebuild(message[1])
             with self.lock:
@@ -415,19 +420,22 @@ class _Dispatcher:
         else:
             job.future.set_result(job.result.values[0])
 
+    def _deadline(self, worker: WorkerHandle) -> float | None:
+        """When the item `worker` is running becomes overdue (None: no timeout, or not started)."""
+        if not worker.ready or not worker.pieces:
+            return None
+        timeout = worker.pieces[0].job.task_timeout
+        return None if timeout is None else worker.pieces[0].item_started + timeout
+
     def _next_deadline(self) -> float | None:
-        deadlines = [
-            w.pieces[0].item_started + timeout
-            for w in self.workers
-            if w.pieces and (timeout := w.pieces[0].job.task_timeout) is not None
-        ]
+        deadlines = [d for w in self.workers if (d := self._deadline(w)) is not None]
         return min(deadlines, default=None)
 
     def _expire(self, now: float) -> None:
         for worker in list(self.workers):
-            timeout = worker.pieces[0].job.task_timeout if worker.pieces else None
-            if timeout is not None and now >= worker.pieces[0].item_started + timeout:
-                self._lose(worker, timeout)
+            deadline = self._deadline(worker)
+            if deadline is not None and now >= deadline:
+                self._lose(worker, worker.pieces[0].job.task_timeout)
 
     def _lose(self, worker: WorkerHandle, timeout: float | None) -> None:
         """A worker died (or overran `timeout`): blame the running item, requeue the rest."""

@@ -5,6 +5,7 @@ pipe, inherited as file descriptor FD:
 
     pool ── ("init", sys_path, initializer, log_levels) ─────────►  worker
          ── ("run", fn_key, fn_bytes | None, items_blob, report_each) ►
+         ◄─ ("ready",) ───────────────────────────────────────────   initialized
          ◄─ ("done", values, seconds, errors, final) ─────────────   per item or per chunk
          ◄─ ("fail", error) ──────────────────────────────────────   the chunk could not start
          ◄─ ("log", record) ──────────────────────────────────────   a logging record, any time
@@ -37,6 +38,7 @@ from gearshift.outcome import ChunkResult, run_chunk
 
 FN_CACHE_SIZE = 8  # functions a worker keeps unpickled, oldest evicted first
 STOP = pickle.dumps(("stop",))
+READY = pickle.dumps(("ready",))
 
 
 def _read(conn: Connection, inbox: queue.SimpleQueue[bytes]) -> None:
@@ -126,6 +128,7 @@ def serve(conn: Connection) -> int:
         except BaseException as exc:
             sender.send(cloudpickle.dumps(("init_failed", _portable_error(exc))))
             return 1
+    sender.send(READY)  # task deadlines start now, not while the interpreter was starting
     fns: dict[int, Callable[[Any], Any]] = {}
     while True:
         message = inbox.get()
