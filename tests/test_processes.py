@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import psutil
 import pytest
 
 import gearshift
+from _namespaces import run_without_dev_shm
 from gearshift import TaskFailed, TaskTimeout, UsageError, WorkerDied
 from gearshift.errors import RemoteError
 
@@ -194,27 +194,11 @@ import gearshift
 print("gearshift:", gearshift.map(abs, [-1, -2, 3], strategy="processes"))
 """
 
-HIDE_SHM = (
-    "set -e; d=$(mktemp -d); mount --rbind /dev $d; mount -t tmpfs tmpfs /dev; "
-    "for n in null zero urandom random; do touch /dev/$n; mount --bind $d/$n /dev/$n; done; "
-    'exec "$@"'
-)
-
 
 def test_runs_without_dev_shm_where_multiprocessing_pool_fails(tmp_path: Path) -> None:
-    if shutil.which("unshare") is None or os.geteuid() != 0:
-        pytest.skip("needs root and unshare to make a mount namespace without /dev/shm")
     script = tmp_path / "no_shm.py"
     script.write_text(NO_SHM_SCRIPT)
-    probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip(f"unshare --mount is not permitted here: {probe.stderr.decode().strip()}")
-    result = subprocess.run(
-        ["unshare", "--mount", "sh", "-c", HIDE_SHM, "sh", sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_without_dev_shm([sys.executable, str(script)])
     assert result.returncode == 0, result.stderr
     assert "Pool: fails" in result.stdout
     assert "gearshift: [1, 2, 3]" in result.stdout

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 # Tuned by bench/pool.py: ~20 ms of work per chunk keeps per-chunk overhead (~0.2 ms for
-# processes) near 1% while the unevenness at the end of a run stays small.
+# processes) near 1% while the unevenness at the end of a run stays small. A strategy whose
+# per-chunk cost is larger says so with its own `Strategy.target_chunk_seconds`.
 TARGET_CHUNK_SECONDS = 0.02
 # Tuned by bench/pool.py (x*x over 200,000 ints): larger chunks gain nothing and cost memory.
 MAX_CHUNK = 10_000
@@ -19,8 +20,16 @@ CHUNKS_PER_WORKER_LEFT = 2
 class ChunkSizer:
     """Chooses the size of the next chunk; `observe` feeds it each finished chunk's compute time."""
 
-    def __init__(self, fixed: int | None, workers: int, total: int | None, start: int = 1) -> None:
+    def __init__(
+        self,
+        fixed: int | None,
+        workers: int,
+        total: int | None,
+        start: int = 1,
+        target: float = TARGET_CHUNK_SECONDS,
+    ) -> None:
         self.fixed = fixed
+        self.target = target
         self.workers = workers
         self.total = total
         self.size = fixed or max(1, start)
@@ -42,5 +51,5 @@ class ChunkSizer:
             return
         per_item = max(seconds / n, 1e-9)
         self._per_item = per_item if self._per_item is None else (self._per_item + per_item) / 2
-        ideal = int(TARGET_CHUNK_SECONDS / self._per_item)
+        ideal = int(self.target / self._per_item)
         self.size = max(1, min(ideal, self.size * MAX_GROWTH, MAX_CHUNK))

@@ -190,7 +190,9 @@ class MapIterator(Iterator[Any]):
     ) -> None:
         self._fn, self._items, self._total = fn, items, total
         self._strategy, self._opts = strategy, options
-        self._sizer = ChunkSizer(options.chunksize, strategy.workers, total)
+        self._sizer = ChunkSizer(
+            options.chunksize, strategy.workers, total, target=strategy.target_chunk_seconds
+        )
         self._executor: Executor | None = None
         self.choice: Choice | None = None  # what strategy="auto" chose, and why
         self._counts = dict.fromkeys(
@@ -253,6 +255,7 @@ class MapIterator(Iterator[Any]):
             self._strategy.workers,
             decision.remaining,
             start=decision.choice.chunksize,
+            target=self._strategy.target_chunk_seconds,
         )
         if decision.result is None:
             return None

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from typing import Any, ClassVar
 
+from gearshift._chunking import TARGET_CHUNK_SECONDS
 from gearshift.errors import UsageError
 from gearshift.outcome import ChunkResult, run_chunk, run_chunk_abandoning
 
@@ -37,6 +38,8 @@ class Strategy(ABC):
     needs_pickling: ClassVar[bool]  # functions, items and results cross a process boundary
     can_kill: ClassVar[bool]  # an overdue task can be stopped for real
     runs_coroutines: ClassVar[bool] = False
+    # Work per chunk that makes the strategy's per-chunk cost negligible (see gearshift._chunking).
+    target_chunk_seconds: ClassVar[float] = TARGET_CHUNK_SECONDS
 
     def __init__(self, max_workers: int | None = None) -> None:
         self.max_workers = check_workers(max_workers)
