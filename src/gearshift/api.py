@@ -57,7 +57,6 @@ class _Chunk:
     values: list[Any] = field(default_factory=list)
     attempts: dict[int, int] = field(default_factory=dict)
     open: int = 0
-    result: ChunkResult | None = None  # auto's sample: results measured before the run
 
     def __post_init__(self) -> None:
         self.values = [None] * len(self.items)
@@ -240,7 +239,7 @@ class MapIterator(Iterator[Any]):
             else:
                 self._strategy.abort(self._executor)
 
-    def _decide(self) -> _Chunk | None:
+    def _decide(self) -> tuple[_Chunk, ChunkResult] | None:
         """strategy="auto": sample, choose, and return the sample as a chunk already done."""
         assert isinstance(self._strategy, Auto)
         opts = self._opts
@@ -259,29 +258,22 @@ class MapIterator(Iterator[Any]):
         )
         if decision.result is None:
             return None
-        chunk = _Chunk(0, decision.items)
-        chunk.result = decision.result
-        return chunk
+        return _Chunk(0, decision.items), decision.result
 
     def _drive(
-        self, executor: Executor, progress: Progress, primed: _Chunk | None
+        self, executor: Executor, progress: Progress, primed: tuple[_Chunk, ChunkResult] | None
     ) -> Iterator[Any]:
         opts, workers = self._opts, self._strategy.workers
         pending: dict[Future[ChunkResult], tuple[_Chunk, list[int]]] = {}
         retry: deque[tuple[_Chunk, int]] = deque()
         waiting: deque[_Chunk] = deque()  # ordered mode: chunks not yet yielded, in input order
         next_index, exhausted = 0, False
-        if primed is not None:  # auto's sample: run already, its results are taken as they are
-            next_index = len(primed.items)
-            measured: Future[ChunkResult] = Future()
-            assert primed.result is not None
-            measured.set_result(primed.result)
+        if primed is not None:  # auto's sample ran already: its results enter as a done chunk
+            chunk, measured = primed
+            next_index = len(chunk.items)
+            pending[_done(measured)] = (chunk, list(range(next_index)))
             if opts.ordered:
-                waiting.append(primed)
-            finals = self._absorb(primed, list(range(next_index)), measured, retry)
-            progress.advance(len(finals))
-            if not opts.ordered:
-                yield from (primed.values[pos] for pos in finals)
+                waiting.append(chunk)
         while True:
             while retry and len(pending) < IN_FLIGHT_PER_WORKER * workers:
                 chunk, pos = retry.popleft()
@@ -381,6 +373,12 @@ class MapIterator(Iterator[Any]):
             self._counts["tasks_done"] += 1
             finals.append(pos)
         return finals
+
+
+def _done(result: ChunkResult) -> Future[ChunkResult]:
+    future: Future[ChunkResult] = Future()
+    future.set_result(result)
+    return future
 
 
 def _task_error(error: BaseException, index: int, item: Any, attempts: int) -> TaskError:
