@@ -221,8 +221,7 @@ class _Dispatcher:
             self.broken = self.broken or exc
         finally:
             pieces = list(self.queue) + [p for w in self.workers for p in w.pieces]
-            for worker in list(self.workers):
-                self._stop(worker)
+            self._stop_all()
             self.queue.clear()
             fail(pieces, self.broken or RuntimeError("the pool was shut down"))
             _live.discard(self)
@@ -476,13 +475,19 @@ class _Dispatcher:
         if worker.pidfd is not None:
             os.close(worker.pidfd)
 
-    def _stop(self, worker: WorkerHandle) -> None:
-        try:
-            worker.conn.send_bytes(STOP)
-            worker.proc.wait(STOP_GRACE_SECONDS)
-        except (OSError, subprocess.TimeoutExpired):
-            kill(worker)
-        self._reap(worker)
+    def _stop_all(self) -> None:
+        """Ask every worker to exit, give them all one grace period together, kill the rest."""
+        workers = list(self.workers)
+        for worker in workers:
+            with contextlib.suppress(OSError):
+                worker.conn.send_bytes(STOP)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for worker in workers:
+            try:
+                worker.proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                kill(worker)
+            self._reap(worker)
 
 
 def _close_fds(*fds: int) -> None:
