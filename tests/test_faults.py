@@ -49,7 +49,7 @@ def test_timeouts_are_per_item_inside_chunks() -> None:
         range(8),
         strategy="processes",
         chunksize=8,
-        task_timeout=1.0,
+        task_timeout=2.0,
         return_exceptions=True,
     )
     assert isinstance(got[0], TaskTimeout) and got[1:] == list(range(1, 8))
