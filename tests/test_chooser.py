@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from typing import Any
 
 import pytest
 
 from gearshift.chooser import (
+    CONVOY_SWITCHES,
     MAX_CHUNKSIZE,
     MAX_THREADS,
     MIN_SPEEDUP,
+    SATURATED,
     SCALES_ON_THREADS,
     TARGET_CHUNK_SECONDS,
     Choice,
@@ -66,6 +69,34 @@ def test_waiting_bound_work_goes_to_threads_as_wide_as_the_wait_allows() -> None
     mixed = choose(make(wall_seconds_per_item=0.01, cpu_seconds_per_item=0.002))
     assert (mixed.strategy, mixed.max_workers) == ("threads", 10)
     assert 4 < mixed.predicted <= 5  # 1 / CPU share: the CPU part holds the GIL
+
+
+def test_the_wave_caps_the_prediction_once_it_saturated() -> None:
+    waiting = make(wall_seconds_per_item=0.002, cpu_seconds_per_item=1e-4, scaling_threads=16)
+    rising = choose(dataclasses.replace(waiting, thread_speedup=12.0))
+    assert (rising.strategy, rising.max_workers) == ("threads", 40)  # 2 x (1 + 1.9 / 0.1)
+    assert "16 threads ran 12.0x" in rising.why
+    assert rising.predicted > 15  # up to 1 / CPU share: 20x
+    flat = choose(dataclasses.replace(waiting, thread_speedup=3.0))  # a server that takes 3
+    assert (flat.strategy, flat.max_workers) == ("threads", 40)
+    assert flat.predicted == pytest.approx(3.0, rel=0.02)
+    assert SATURATED * 16 > 3.0
+    stuck = choose(dataclasses.replace(waiting, thread_speedup=1.1))  # one lock for all
+    assert stuck.strategy == "serial"
+    assert "(threads 1.1x, processes 1.0x)" in stuck.why  # processes start, then as slow
+
+
+def test_waiting_work_whose_cpu_holds_the_gil_for_a_switch_interval_gets_every_thread() -> None:
+    switch = sys.getswitchinterval()
+    # waits 3x its CPU: 2 x (1 + 3) = 8 threads, unless the CPU stretches convoy the I/O
+    short = make(wall_seconds_per_item=0.4 * switch * 4, cpu_seconds_per_item=0.4 * switch)
+    assert choose(short).max_workers == 8
+    long = make(wall_seconds_per_item=2 * switch * 4, cpu_seconds_per_item=2 * switch)
+    convoyed = choose(long)
+    assert (convoyed.strategy, convoyed.max_workers) == ("threads", MAX_THREADS)
+    assert f"threads x {MAX_THREADS} ({MAX_THREADS}: its CPU holds the GIL" in convoyed.why
+    assert CONVOY_SWITCHES <= 2
+    assert choose(dataclasses.replace(long, gil_enabled=False)).max_workers == 8
 
 
 def test_threads_are_never_wider_than_the_items_left() -> None:

@@ -73,10 +73,50 @@ def test_sleeping_goes_to_wide_threads() -> None:
     prof = profile(nap, [0.05] * 200)
     assert prof.cpu_share < 0.2
     assert prof.wall_seconds_per_item >= 0.05
+    # the wave: the width the run would use, all at once, and it kept scaling there
+    assert prof.scaling_threads >= 8
+    assert prof.items_sampled > prof.scaling_threads
+    assert prof.thread_speedup is not None and prof.thread_speedup > 4
     choice = choose(prof)
     assert choice.strategy == "threads", choice.why
     assert choice.max_workers >= 8
     assert choice.why.startswith("waiting-bound:")
+    assert f"{prof.scaling_threads} threads ran" in choice.why
+
+
+def test_the_wave_runs_at_most_max_threads_at_once_and_leaves_most_items() -> None:
+    lock = threading.Lock()
+    running = [0, 0]  # now, most at once
+
+    def gated(x: int) -> int:
+        with lock:
+            running[0] += 1
+            running[1] = max(running)
+        time.sleep(0.01)
+        with lock:
+            running[0] -= 1
+        return x
+
+    sample = profile_sample(gated, iter(range(500)), max_threads=3)
+    assert running[1] == 3
+    assert sample.profile.scaling_threads == 3
+    running[1] = 0
+    short = profile_sample(gated, range(40))
+    assert len(short.items) <= 21  # 1 or 2 alone, then at most half of the rest
+    assert running[1] > 3
+
+
+def test_a_waiting_first_item_does_not_make_cpu_work_look_waiting() -> None:
+    def lazy(n: int) -> int:  # the first call waits for a (pretend) download, then all compute
+        if n == 0:
+            time.sleep(0.1)
+            return 0
+        return spin(n)
+
+    prof = profile(lazy, [0] + [400_000] * 60)
+    assert prof.cpu_share > 0.8
+    assert prof.scaling_threads == 2
+    assert choose(prof).strategy == "processes"
 
 
 def test_hashing_big_buffers_releases_the_gil_and_goes_to_threads() -> None:
@@ -86,6 +126,14 @@ def test_hashing_big_buffers_releases_the_gil_and_goes_to_threads() -> None:
     choice = choose(prof)
     assert choice.strategy == "threads", choice.why
     assert "releasing the GIL" in choice.why
+
+
+def test_one_slow_measured_item_does_not_make_short_gil_bound_items_look_parallel() -> None:
+    # a warm-up, one ~70 ms item (say, a garbage collection), then ~1 ms items: sized by the
+    # slow one, phase 2 would give each thread one short item, done before the other wakes up
+    prof = profile(spin, [20_000, 1_500_000] + [20_000] * 3000)
+    assert prof.thread_speedup is not None and prof.thread_speedup < SCALES_ON_THREADS
+    assert choose(prof).strategy == "processes"
 
 
 def test_tiny_items_stay_serial() -> None:

@@ -1,21 +1,25 @@
-"""How profile()'s sample runs: one item at a time, then on threads at once, then shipped.
+"""How profile()'s sample runs: items one at a time, then several at once on threads.
 
 How big the sample is (the constants below):
   1. sequential: items run one at a time in the calling thread until they took SEQUENTIAL_SECONDS
-     (at least MIN_SEQUENTIAL, at most MAX_SEQUENTIAL items). The profile leaves the first item
-     out of its averages when there are others: it often pays for imports and cold caches.
-  2. scaling: about THREAD_PHASE_SECONDS x CPU share more work (at least one item per thread,
-     at most MAX_SCALING items) runs on SCALING_THREADS threads at once; its throughput over the
-     sequential throughput is `thread_speedup`. Waiting-bound work needs little of it: its CPU
-     part decides nothing. Coroutine functions skip this phase.
-  3. shipping: up to SHIP_ITEMS sampled items and their results go through cloudpickle,
-     stopping once that took SHIP_SECONDS.
-A fixed sample size (`sample=N`) runs half of it on threads, if that gives each thread an item.
+     (at least MIN_SEQUENTIAL, at most MAX_SEQUENTIAL items; once they are waiting-bound,
+     WAITING_SECONDS does). The profile leaves the first item out of its averages when there are
+     others: it often pays for imports and cold caches.
+  2. on threads, items run at once; their throughput over one thread's is `thread_speedup`.
+     CPU-bound items (CPU share >= WAVE_BELOW_SHARE): about THREAD_PHASE_SECONDS x CPU share
+     of work (at least one item per thread, at most MAX_SCALING items) on SCALING_THREADS
+     threads, which tells GIL-holding work (1.0x) from GIL-free work (2.0x). Waiting-bound
+     items: one wave on the width the run would use, cores x (1 + wait/CPU) threads (at most
+     MAX_WAVE, and at most half the items left), each taking ~WAVE_SECONDS of items. The wave
+     does real work at full width while it shows whether throughput still rises there.
+     Coroutine functions skip this phase.
+  3. shipping (profiler.py): a few items and results go through cloudpickle.
+A fixed sample size (`sample=N`) runs half of it on SCALING_THREADS threads, if that gives each
+thread an item.
 """
 
 from __future__ import annotations
 
-import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +27,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
+from gearshift._cores import available_cores
 from gearshift.errors import UsageError
 
 # Tuned by bench/auto.py: ~0.1 s of sample in all keeps auto's overhead near 5% of 2 s of work.
@@ -30,11 +35,17 @@ SEQUENTIAL_SECONDS = 0.05
 MIN_SEQUENTIAL = 2  # one warm-up item, one measured
 MAX_SEQUENTIAL = 1000  # tiny items: 1000 of them say all there is to say
 SCALING_THREADS = 2  # 2 threads tell GIL-bound (1.0x) from GIL-free or waiting (2.0x)
-THREAD_PHASE_SECONDS = 0.1  # of CPU work: less lets pure Python read up to 1.8x on a loaded machine
+# Of CPU work. bench/auto.py on a machine loaded 6x over: pure Python read at most 1.4x with 0.1 s,
+# 1.6x with 0.05 s (hashlib: at least 1.8x); less lets GIL-bound work pass for GIL-free.
+THREAD_PHASE_SECONDS = 0.1
 MAX_SCALING = 2000
 MIN_SCALING_SECONDS = 0.005  # of work per thread; less measures thread start-up, not the work
-SHIP_ITEMS = 8
-SHIP_SECONDS = 0.02
+WAITING_SECONDS = 0.02  # phase 1 for waiting-bound items: two of 50 ms say enough
+# Phase 2 for waiting-bound work (bench/auto.py: HTTP, sleep, subprocess). Below this CPU share,
+# as chooser.WAITING_BOUND_SHARE: what 2 threads show about the GIL decides nothing there.
+WAVE_BELOW_SHARE = 0.5
+MAX_WAVE = 64  # threads; as chooser.MAX_THREADS: no wider than the run itself may go
+WAVE_SECONDS = 0.02  # of items per wave thread: short items run several, so the wave measures
 
 
 @dataclass
@@ -65,36 +76,41 @@ Pairs = list[tuple[Any, Record]]
 
 @dataclass
 class Phases:
-    """What phases 1 and 2 ran: (item, record) pairs, and the time the threads waited for a CPU.
+    """What the sample ran: (item, record) pairs in input order, and which of them to average.
 
-    `preempted` is how long the measured sequential items sat runnable while other processes
-    held the CPUs (Linux schedstat; 0 elsewhere): that is load, not a trait of the work.
+    `preempted` is how long the measured items sat runnable while other processes held the
+    CPUs (Linux schedstat; 0 elsewhere): that is load, not a trait of the work.
     """
 
-    sequential: Pairs = field(default_factory=list)
-    scaling: Pairs = field(default_factory=list)
-    thread_speedup: float | None = None  # phase 2's throughput over one thread's
+    taken: Pairs = field(default_factory=list)  # every sampled item, in input order
+    measured: list[Record] = field(default_factory=list)  # what the per-item averages use
+    threaded: list[Record] = field(default_factory=list)  # what phase 2 ran
+    threads: int = SCALING_THREADS  # how many threads phase 2 ran on
+    thread_speedup: float | None = None  # its throughput over one thread's
     preempted: float = 0.0
     exhausted: bool = False
 
-    @property
-    def measured(self) -> list[Record]:
-        """The sequential records the averages use: all but the warm-up item, if others exist."""
-        pairs = self.sequential[1:] if len(self.sequential) > 1 else self.sequential
-        return [record for _, record in pairs]
+
+@dataclass(frozen=True)
+class Limits:
+    """What the caller allows the sample: its fixed size, the input's length, how many threads."""
+
+    size: int | None = None  # None: adaptive
+    total: int | None = None  # the wave takes at most half of the items, if known
+    threads: int = MAX_WAVE
 
 
 def run_sample(
-    fn: Callable[[Any], Any], iterator: Iterator[Any], size: int | None, coroutine: bool
+    fn: Callable[[Any], Any], iterator: Iterator[Any], limits: Limits, coroutine: bool
 ) -> Phases:
     """Phases 1 and 2 over the first items of `iterator`."""
     phases = Phases()
     if coroutine:
-        _sample_coroutines(fn, iterator, size, phases)
+        _sample_coroutines(fn, iterator, limits.size, phases)
         return phases
-    _sequential(fn, iterator, size, phases)
+    _sequential(fn, iterator, limits.size, phases)
     if not phases.exhausted:
-        _scaling(fn, iterator, size, phases)
+        _scaling(fn, iterator, limits, phases)
     return phases
 
 
@@ -103,10 +119,11 @@ def _sequential(
 ) -> None:
     """Phase 1: one item at a time until the budget is spent."""
     limit = MAX_SEQUENTIAL if size is None else size - _scaling_share(size)
-    pairs = phases.sequential
-    spent, marks = 0.0, [runqueue_seconds()]
+    pairs = phases.taken
+    spent, cpu, budget = 0.0, 0.0, SEQUENTIAL_SECONDS
+    marks = [(runqueue_seconds(), time.perf_counter(), 0.0)]
     while len(pairs) < limit and (
-        size is not None or len(pairs) < MIN_SEQUENTIAL or spent < SEQUENTIAL_SECONDS
+        size is not None or len(pairs) < MIN_SEQUENTIAL or spent < budget
     ):
         item = next(iterator, _END)
         if item is _END:
@@ -115,9 +132,17 @@ def _sequential(
         record = _timed(call, item)
         spent += record.wall
         pairs.append((item, record))
-        if len(pairs) == 1:
-            marks.append(runqueue_seconds())  # the warm-up item's waits are left out with it
-    phases.preempted = runqueue_seconds() - (marks[-1] if len(pairs) > 1 else marks[0])
+        if len(pairs) == 1:  # the warm-up item's waits are left out with it
+            marks.append((runqueue_seconds(), time.perf_counter(), spent))
+        else:
+            cpu += record.cpu
+            if cpu < WAVE_BELOW_SHARE * (spent - marks[-1][2]):
+                budget = WAITING_SECONDS
+    waited, began, before = marks[-1] if len(pairs) > 1 else marks[0]
+    # Preemptions between items (the loop's own time) are no item's: count the items' share.
+    inside = (spent - before) / max(time.perf_counter() - began, 1e-9)
+    phases.preempted = (runqueue_seconds() - waited) * min(1.0, inside)
+    phases.measured = [record for _, record in (pairs[1:] if len(pairs) > 1 else pairs)]
 
 
 def _scaling_share(size: int) -> int:
@@ -126,42 +151,70 @@ def _scaling_share(size: int) -> int:
 
 
 def _scaling(
-    fn: Callable[[Any], Any], iterator: Iterator[Any], size: int | None, phases: Phases
+    fn: Callable[[Any], Any], iterator: Iterator[Any], limits: Limits, phases: Phases
 ) -> None:
-    """Phase 2: items on SCALING_THREADS threads at once; sets `phases.thread_speedup`."""
+    """Phase 2: items on threads at once; sets `phases.thread_speedup`.
+
+    If the threads did under MIN_SCALING_SECONDS of work each, phase 1 overstated the items (a
+    garbage collection or a cold cache in a measured item): once, it runs again, sized by what
+    the threads saw. Too little work per thread measures thread start-up, not the work: GIL-
+    holding items short enough to finish before the next thread wakes up read 2x.
+    """
     measured = phases.measured
     own = max(sum(r.wall for r in measured) - phases.preempted, 1e-9) / len(measured)
     cpu = min(own, sum(r.cpu for r in measured) / len(measured))
-    wait = own - cpu
-    if size is not None:
-        count = _scaling_share(size)
-    else:  # the phase tells whether CPU work runs in parallel: it needs CPU work to see
-        per_thread = int(THREAD_PHASE_SECONDS * cpu / own / SCALING_THREADS / own) + 1
-        count = min(MAX_SCALING, SCALING_THREADS * per_thread)
-    batch = list(islice(iterator, count))
-    phases.exhausted = len(batch) < count
-    if len(batch) < SCALING_THREADS:  # too few to run at once: kept, but not measured
-        phases.sequential.extend((item, _timed(fn, item)) for item in batch)
-        return
-    records, speedup = _on_threads(fn, batch, wait)
-    phases.scaling = list(zip(batch, records, strict=True))
-    if len(batch) * own / SCALING_THREADS >= MIN_SCALING_SECONDS:
-        phases.thread_speedup = speedup
+    for attempt in range(2):
+        threads, count = _phase_two_size(own, cpu, limits, len(phases.taken))
+        batch = list(islice(iterator, count))
+        phases.exhausted = len(batch) < count
+        if len(batch) < SCALING_THREADS:  # too few to run at once: kept, but not measured
+            phases.taken += [(item, _timed(fn, item)) for item in batch]
+            return
+        threads = min(threads, len(batch))
+        records, speedup = _on_threads(fn, batch, own - cpu, threads)
+        phases.taken += zip(batch, records, strict=True)
+        phases.threaded, phases.threads = records, threads
+        waves = cpu < WAVE_BELOW_SHARE * own
+        done = sum(r.wall if waves else r.cpu for r in records) / threads
+        if done >= MIN_SCALING_SECONDS:
+            phases.thread_speedup = speedup
+            return
+        if phases.exhausted or limits.size is not None or attempt:
+            return
+        share = cpu / own  # as phase 1 measured it; the items' own times, as the threads saw
+        cpu = sum(r.cpu for r in records) / len(records)
+        own = max(cpu / max(share, 1e-9), 1e-9) if not waves else done * threads / len(records)
+
+
+def _phase_two_size(own: float, cpu: float, limits: Limits, taken: int) -> tuple[int, int]:
+    """How many threads phase 2 runs on, and how many items."""
+    if limits.size is not None:
+        return SCALING_THREADS, _scaling_share(limits.size)
+    if cpu < WAVE_BELOW_SHARE * own and limits.threads >= SCALING_THREADS:  # the wave
+        wide = round(available_cores() * own / max(cpu, 1e-9))
+        threads = max(SCALING_THREADS, min(MAX_WAVE, limits.threads, wide))
+        count = threads * max(1, round(WAVE_SECONDS / own))
+        if limits.total is not None:  # leave most of the work to the choice
+            count = max(SCALING_THREADS, min(count, (limits.total - taken) // 2))
+        return threads, count
+    # CPU-bound: the phase tells whether CPU work runs in parallel; it needs CPU work to see
+    per_thread = int(THREAD_PHASE_SECONDS * cpu / own / SCALING_THREADS / own) + 1
+    return SCALING_THREADS, min(MAX_SCALING, SCALING_THREADS * per_thread)
 
 
 def _on_threads(
-    fn: Callable[[Any], Any], batch: list[Any], wait: float
+    fn: Callable[[Any], Any], batch: list[Any], wait: float, n: int
 ) -> tuple[list[Record], float]:
-    """Run `batch` on SCALING_THREADS threads (item i on thread i mod n), released together.
+    """Run `batch` on `n` threads (item i on thread i mod n), released together.
 
     Returns the records and the throughput relative to one thread: the sum over the threads of
     the share of its own time (wall time minus waits for a busy CPU) spent working, i.e. on CPU
-    or in the item's own waits (`wait` seconds per item, from phase 1). What is left of a thread's
-    own time is contention: a thread waiting for the GIL is off CPU but not runnable. (On a loaded
-    machine a thread that wakes to take the GIL also waits for a CPU, which counts as load: GIL-
-    bound work may then read up to ~1.5x.)
+    or in the item's own waits (`wait` seconds per item, measured alone). What is left of a
+    thread's own time is contention: a thread waiting for the GIL is off CPU but not runnable,
+    and waiting items that take longer side by side share something that does not scale. (On a
+    loaded machine a thread that wakes to take the GIL also waits for a CPU, which counts as
+    load: GIL-bound work may then read up to ~1.5x on 2 threads.)
     """
-    n = SCALING_THREADS
     records: list[Record] = [Record() for _ in batch]
     shares = [0.0] * n
     escaped: list[BaseException] = []
@@ -224,47 +277,3 @@ def runqueue_seconds() -> float:
             return int(stat.read().split()[1]) / 1e9
     except (OSError, ValueError, IndexError, AttributeError):
         return 0.0
-
-
-def ship_cost(fn: Callable[[Any], Any], pairs: Pairs) -> dict[str, Any]:
-    """Mean cloudpickle bytes and dumps+loads seconds of arguments and results, or why not."""
-    import cloudpickle
-
-    sizes: dict[str, list[float]] = {"in": [], "out": []}
-    times: dict[str, list[float]] = {"in": [], "out": []}
-    unpicklable = None
-    step = max(1, len(pairs) // SHIP_ITEMS)
-    spent = 0.0
-    try:
-        cloudpickle.dumps(fn)
-    except Exception as exc:
-        unpicklable = f"the function: {type(exc).__name__}: {exc}"
-    for index in range(0, len(pairs), step):
-        item, record = pairs[index]
-        targets = [("in", item)] + ([("out", record.value)] if record.error is None else [])
-        for direction, obj in targets:
-            start = time.perf_counter()
-            try:
-                data = cloudpickle.dumps(obj)
-                cloudpickle.loads(data)
-            except Exception as exc:
-                what = "an argument" if direction == "in" else "a result"
-                unpicklable = unpicklable or f"{what} (item {index}): {type(exc).__name__}: {exc}"
-                continue
-            took = time.perf_counter() - start
-            spent += took
-            sizes[direction].append(len(data))
-            times[direction].append(took)
-        if spent >= SHIP_SECONDS:
-            break
-    return {
-        "payload_bytes_in": _mean(sizes["in"]),
-        "payload_bytes_out": _mean(sizes["out"]),
-        "ship_seconds_in": _mean(times["in"]),
-        "ship_seconds_out": _mean(times["out"]),
-        "unpicklable": unpicklable,
-    }
-
-
-def _mean(values: list[float]) -> float:
-    return statistics.fmean(values) if values else 0.0

@@ -5,7 +5,12 @@ The rules, in order:
   2. One item left, or none -> serial: there is nothing to split.
   3. Waiting-bound work (CPU share < WAITING_BOUND_SHARE) -> threads, cores x (1 + wait/CPU)
      of them, capped at MAX_THREADS: while one thread waits, others use the CPU; past the cap,
-     memory and the far side's patience run out first. (The runtime may ramp up from there.)
+     memory and the far side's patience run out first. If the sample's wave of k threads ran
+     under SATURATED x k times as fast as one thread, what the threads share (a server, a
+     disk, the CPUs that child processes need) stopped scaling there: no more is predicted,
+     for threads or processes, and rule 6 may find neither worth it. Items whose CPU holds the
+     GIL for a switch interval or more (CONVOY_SWITCHES) get MAX_THREADS threads: each I/O
+     completion may wait that long for the GIL, and more threads keep it busy meanwhile.
   4. CPU-bound work that scales on threads (thread_speedup >= SCALES_ON_THREADS: C code that
      releases the GIL), or any CPU work when the GIL is off -> threads x cores: nothing to ship,
      no process to start.
@@ -18,9 +23,10 @@ The rules, in order:
 Predicted speedups over serial, for the `n` items left (n unknown: in the steady state), where t
 is an item's own time, cpu its CPU time, gil the CPU time that holds the GIL (all of cpu unless
 rule 4 holds), ship its cloudpickle dumps+loads time (argument and result), W the width:
-  threads    rate = min(W' / t, cores / cpu, 1 / gil), W' = min(W, chunks)
+  threads    rate = min(W' / t, cores / cpu, 1 / gil, s / t), W' = min(W, chunks), s the
+             wave's measured speedup if it saturated (rule 3)
   processes  rate = min(W' / (t + ship + PROCESS_CHUNK_SECONDS / chunk), cores / (cpu + ship),
-                        2 / ship), the last because the parent pickles half of it alone
+                        2 / ship, s / t), 2 / ship because the parent pickles half of it alone
   asyncio    rate = min(W' / t, 1 / cpu): one thread runs every coroutine's CPU part
   speedup = n t / (start + n / rate), start = PROCESS_START_SECONDS for processes, else 0
 """
@@ -28,6 +34,7 @@ rule 4 holds), ship its cloudpickle dumps+loads time (argument and result), W th
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +51,14 @@ WAITING_BOUND_SHARE = 0.5  # below: sleep, HTTP, subprocess workloads; above: pu
 SCALES_ON_THREADS = 1.7
 MIN_SPEEDUP = 1.2  # a smaller predicted gain is within the model's error: stay serial
 MAX_THREADS = 64  # the HTTP workload gains nothing past it on a 2-core machine
+# Rule 3's wave on k threads ran under this x k faster than one thread: no more is predicted.
+# bench/auto.py: HTTP read 0.6-0.8 x 64 (it still gained), `subprocess true` 0.3-0.5 x 10.
+SATURATED = 0.5
+# Rule 3: waiting-bound items whose CPU stretches hold the GIL this many switch intervals
+# (sys.getswitchinterval(), 5 ms) or more: MAX_THREADS. bench/auto.py: fetch then parse (7-11 ms
+# of CPU per item) ran 25% faster on 64 threads than on its 8 for 100 items (a tie at 300);
+# `subprocess true` (0.2 ms) ran 28% slower on 64.
+CONVOY_SWITCHES = 1.0
 MAX_COROUTINES = 256  # the asyncio HTTP workload: more only queues at the server
 PROCESSES_PER_CORE = 2  # at most, for CPU-bound items that also wait a little
 TARGET_CHUNK_SECONDS = 0.05  # of work per chunk: amortizes PROCESS_CHUNK_SECONDS to 0.3%
@@ -134,8 +149,10 @@ def _settle(
             continue
         if option.strategy != wanted:
             facts += f"; {_why_not(options.get(wanted))}"
-        waiting = profile.cpu_share < WAITING_BOUND_SHARE and option.strategy == "threads"
-        return _pick(option, facts, options, _width_rule(MAX_THREADS) if waiting else "")
+        note = ""
+        if profile.cpu_share < WAITING_BOUND_SHARE and option.strategy == "threads":
+            note = _width_rule(MAX_THREADS, _convoyed(profile))
+        return _pick(option, facts, options, note)
     others = ", ".join(
         f"{o.strategy} {o.blocked or f'{o.predicted:.1f}x'}"
         for o in options.values()
@@ -148,7 +165,9 @@ def _settle(
     return _pick(options["serial"], facts, options, note)
 
 
-def _width_rule(cap: int) -> str:
+def _width_rule(cap: int, convoyed: bool = False) -> str:
+    if convoyed:
+        return f"{cap}: its CPU holds the GIL for whole switch intervals, which I/O waits on"
     return f"cores x (1 + wait/CPU), at most {cap}"
 
 
@@ -168,14 +187,8 @@ def _pick(option: Option, facts: str, options: dict[str, Option], note: str = ""
     else:
         why += f" x {option.max_workers}" + (f" ({note})" if note else "")
         why += f", chunksize {option.chunksize}, predicted {option.predicted:.1f}x"
-    return Choice(
-        option.strategy,
-        option.max_workers,
-        option.chunksize,
-        option.predicted,
-        why,
-        tuple(options.values()),
-    )
+    o = option
+    return Choice(o.strategy, o.max_workers, o.chunksize, o.predicted, why, (*options.values(),))
 
 
 def _gil_free(profile: Profile) -> bool:
@@ -183,6 +196,23 @@ def _gil_free(profile: Profile) -> bool:
     if not profile.gil_enabled:
         return True
     return profile.thread_speedup is not None and profile.thread_speedup >= SCALES_ON_THREADS
+
+
+def _convoyed(profile: Profile) -> bool:
+    """Rule 3: waiting-bound items whose CPU stretches hold the GIL for a switch interval or more.
+
+    A thread whose I/O completes then waits up to a whole interval for the GIL, at every read:
+    the waits grow with the CPU, and only more threads keep the GIL busy meanwhile.
+    """
+    if profile.cpu_share >= WAITING_BOUND_SHARE or not profile.gil_enabled:
+        return False
+    return profile.cpu_seconds_per_item >= CONVOY_SWITCHES * sys.getswitchinterval()
+
+
+def _saturated(profile: Profile) -> float | None:
+    """Rule 3: the wave's measured speedup, if throughput had stopped rising there."""
+    speedup = profile.thread_speedup if profile.cpu_share < WAITING_BOUND_SHARE else None
+    return speedup if speedup and speedup < SATURATED * profile.scaling_threads else None
 
 
 def _facts(profile: Profile) -> str:
@@ -194,7 +224,9 @@ def _facts(profile: Profile) -> str:
             f"coroutine function: {share} ({per_item}, {seconds(profile.cpu_seconds_per_item)} CPU)"
         )
     if profile.cpu_share < WAITING_BOUND_SHARE:
-        return f"waiting-bound: {share} ({per_item}, {seconds(profile.cpu_seconds_per_item)} CPU)"
+        cpu = seconds(profile.cpu_seconds_per_item)
+        scaled = f"; {profile.scaling_description()}" if profile.thread_speedup else ""
+        return f"waiting-bound: {share} ({per_item}, {cpu} CPU{scaled})"
     if not profile.gil_enabled:
         gil = "the GIL is off (free-threaded interpreter)"
     elif profile.thread_speedup is None:
@@ -213,11 +245,11 @@ def _options(profile: Profile, n: int | None) -> list[Option]:
     ship = profile.ship_seconds_per_item
     cores = profile.cores
     gil = 0.0 if _gil_free(profile) and profile.cpu_share >= WAITING_BOUND_SHARE else cpu
-    wide = cores * (1 + profile.wait_seconds_per_item / cpu)
+    wide = round(cores * (1 + profile.wait_seconds_per_item / cpu))
     widths = {
-        "threads": _clamp(round(wide), cores, MAX_THREADS, n),
-        "processes": _clamp(round(wide), cores, PROCESSES_PER_CORE * cores, n),
-        "asyncio": _clamp(round(wide), cores, MAX_COROUTINES, n),
+        "threads": _clamp(MAX_THREADS if _convoyed(profile) else wide, cores, MAX_THREADS, n),
+        "processes": _clamp(wide, cores, PROCESSES_PER_CORE * cores, n),
+        "asyncio": _clamp(wide, cores, MAX_COROUTINES, n),
     }
     chunks = {name: _chunksize(profile, width, n) for name, width in widths.items()}
 
@@ -226,26 +258,24 @@ def _options(profile: Profile, n: int | None) -> list[Option]:
             return widths[name]
         return min(widths[name], math.ceil(n / chunks[name]))
 
+    measured = (_saturated(profile) or math.inf) / t
     rates = {
-        "threads": min(busy("threads") / t, cores / cpu, 1 / gil if gil else math.inf),
+        "threads": min(busy("threads") / t, cores / cpu, 1 / gil if gil else math.inf, measured),
         "processes": min(
             busy("processes") / (t + ship + PROCESS_CHUNK_SECONDS / chunks["processes"]),
             cores / (cpu + ship),
             2 / ship if ship else math.inf,
+            measured,
         ),
         "asyncio": min(busy("asyncio") / t, 1 / cpu),
     }
-    overhead = {
-        "threads": THREAD_CHUNK_SECONDS / chunks["threads"],
-        "processes": 0.0,
-        "asyncio": 0.0,
-    }
+    overhead = {"threads": THREAD_CHUNK_SECONDS / chunks["threads"], "processes": 0.0}
     options = [Option("serial", 1, _chunksize(profile, 1, n), 1.0)]
     for name in ("threads", "processes", "asyncio"):
         if name == "asyncio" and not profile.coroutine:
             continue
         start = PROCESS_START_SECONDS if name == "processes" else 0.0
-        per_item = 1 / rates[name] + overhead[name]
+        per_item = 1 / rates[name] + overhead.get(name, 0.0)
         speedup = t / per_item if n is None else n * t / (start + n * per_item)
         blocked = ""
         if name in ("threads", "processes") and profile.coroutine:

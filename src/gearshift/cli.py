@@ -177,7 +177,7 @@ def _download_size(text: str) -> int:
 def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("demo", help="the source's two experiments (sum 0..N; download images)")
     p.add_argument("--full", action="store_true", help="the source's N = 100,000,000")
-    p.add_argument("--n", type=int, help="sum 0..N, 5 times (10,000,000; --full 100,000,000)")
+    p.add_argument("--n", type=int, help="sum 0..N, 5 times (20,000,000; --full 100,000,000)")
     p.add_argument("--repeat", type=int, default=3, help="timed runs per row; median shown (3)")
     p.add_argument("--url", nargs="+", action="extend", metavar="URL",
                    help="download these (TLS verified), not from a local image server")  # fmt: skip

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from gearshift.benchmark import BenchResult, Measurement
+    from gearshift.demos import DemoResult, Experiment
     from gearshift.serverless import LambdaLayout, LambdaPlan
 
 FIGSIZE = (8.0, 5.0)  # inches
@@ -68,3 +70,119 @@ def plot_lambda_plan(plan: LambdaPlan, path: str | Path) -> Path:
 
 def _xy(layouts: tuple[LambdaLayout, ...] | list[LambdaLayout]) -> tuple[list[float], list[float]]:
     return [x.makespan_seconds for x in layouts], [x.cost_usd for x in layouts]
+
+
+def plot_demo(result: DemoResult, path: str | Path) -> Path:
+    """Median time per configuration with fastest..slowest whiskers, one panel per experiment,
+    the machine's ideal as a dashed line."""
+    plt = _pyplot()
+    panels = max(1, len(result.experiments))
+    fig, axes = plt.subplots(panels, 1, figsize=FIGSIZE, dpi=DPI, squeeze=False)
+    try:
+        for ax, exp in zip(axes[:, 0], result.experiments, strict=False):
+            _demo_panel(ax, exp)
+        m = result.machine
+        fig.suptitle(
+            f"The source's two experiments on {m.cores} cores ({m.python}): median of "
+            f"{result.repeat} run{'s' * (result.repeat > 1)}, whiskers fastest..slowest",
+            fontsize=10,
+        )
+        fig.tight_layout()
+        out = Path(path)
+        fig.savefig(out, dpi=DPI, format="png")
+        return out
+    finally:
+        plt.close(fig)
+
+
+def _demo_panel(ax: Any, exp: Experiment) -> None:
+    rows = list(reversed(exp.measurements))  # serial on top
+    medians = [m.median for m in rows]
+    low = [m.median - min(m.seconds) for m in rows]
+    high = [max(m.seconds) - m.median for m in rows]
+    colours = [_COLOURS.get(m.strategy, "tab:gray") for m in rows]
+    ys = range(len(rows))
+    ax.barh(ys, medians, xerr=[low, high], color=colours, capsize=3, height=0.6)
+    ax.set_yticks(list(ys), [_short(m) for m in rows], fontsize=8)
+    ax.axvline(exp.ideal_seconds, color="black", ls="--", lw=1)
+    for y, m in zip(ys, rows, strict=True):
+        ax.text(m.median + (high[y] if high[y] else 0), y, f"  {m.speedup:.2f}x",
+                va="center", fontsize=8)  # fmt: skip
+    ax.set_xlim(0, max(max(m.seconds) for m in rows) * 1.18)
+    ax.set_title(
+        f"{exp.title}. Dashed: the ideal here, {exp.ideal_seconds:.2f} s; labels: speedup",
+        fontsize=9,
+        loc="left",
+    )
+    ax.set_xlabel("seconds (shorter is better)", fontsize=8)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.grid(True, axis="x", alpha=0.3)
+
+
+_COLOURS = {
+    "serial": "tab:gray",
+    "threads": "tab:blue",
+    "threading+queue.Queue": "tab:cyan",
+    "multiprocessing.Process": "tab:olive",
+    "processes": "tab:orange",
+    "auto": "tab:green",
+}
+
+
+def _short(m: Measurement) -> str:
+    """A chart-sized label: `5 threads + queue (source)` for the long table label."""
+    w = m.workers
+    return {
+        "serial": "serial",
+        "threads": f"{w} threads (gearshift)",
+        "threading+queue.Queue": f"{w} threads + queue (source)",
+        "multiprocessing.Process": f"{w} mp.Process (source)",
+        "processes": f"{w} processes (gearshift)",
+    }.get(m.strategy, m.label)
+
+
+def plot_bench(result: BenchResult, path: str | Path) -> Path:
+    """Speedup vs workers per strategy, with fastest..slowest error bars, the ideal for CPU-bound
+    work (min(workers, cores)) and serial and auto as horizontal lines."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
+    try:
+        base, cores = result.serial.median, result.machine.cores
+        widths = sorted({m.workers for m in result.measurements if m.workers} | {1})
+        ax.plot(widths, [min(w, cores, result.items) for w in widths], "--", color="black",
+                lw=1.2, label=f"ideal for CPU-bound work: min(workers, {cores} cores)")  # fmt: skip
+        ax.plot(widths, widths, ":", color="gray", lw=1,
+                label="linear: work that waits (I/O) can go past the cores")  # fmt: skip
+        ax.axhline(1.0, color=_COLOURS["serial"], lw=1, label="serial (1.00x)")
+        for name in dict.fromkeys(m.strategy for m in result.measurements):
+            rows = [m for m in result.measurements if m.strategy == name]
+            colour = _COLOURS.get(name)
+            if name == "auto":
+                auto = rows[0]
+                ax.axhline(auto.speedup, color=colour, ls="-.", lw=1.5,
+                           label=f"{auto.label} ({auto.speedup:.2f}x)")  # fmt: skip
+            elif name != "serial":
+                xs = [m.workers for m in rows]
+                ys = [m.speedup for m in rows]
+                err = [[m.speedup - base / max(m.seconds) for m in rows],
+                       [base / min(m.seconds) - m.speedup for m in rows]]  # fmt: skip
+                ax.errorbar(xs, ys, yerr=err, fmt="-o", color=colour, capsize=3, label=name)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(widths, [str(w) for w in widths])
+        ax.set_ylim(bottom=0)
+        ax.set_title(
+            f"{result.function} over {result.items:,} items: speedup vs workers\n"
+            f"{cores} cores, {result.machine.python}, GIL {result.machine.gil.split(' ')[0]}; "
+            f"median of {result.repeat}, bars fastest..slowest",
+            fontsize=10,
+        )
+        ax.set_xlabel("workers (threads or processes)")
+        ax.set_ylabel("speedup vs serial (higher is better)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+        fig.tight_layout()
+        out = Path(path)
+        fig.savefig(out, dpi=DPI, format="png")
+        return out
+    finally:
+        plt.close(fig)

@@ -6,11 +6,11 @@ argument and the result cost to ship to another process (cloudpickle bytes, dump
 how much items differ. With the cores really available and the GIL's state, that is what
 `choose()` decides on.
 
-How big the sample is, and why: `gearshift._sampling`. Part of the sample runs on two threads at
-once, so `fn` must be thread-safe. Every result is kept (`profile_sample`), so
-`map(strategy="auto")` runs no item twice: the sample only costs the parallelism it forgoes,
-~0.1 s of work. The target, checked by bench/auto.py: auto's own overhead is <= 5% of the total on
-work of 2 s or more.
+How big the sample is, and why: `gearshift._sampling`. Part of the sample runs on threads at once
+(two; for waiting-bound work, as many as the run would use), so `fn` must be thread-safe. Every
+result is kept (`profile_sample`), so `map(strategy="auto")` runs no item twice: the sample only
+costs the parallelism it forgoes, ~0.1 s of work or two items' time. The target, checked by
+bench/auto.py: auto's own overhead is <= 5% of the total on work of 2 s or more.
 """
 
 from __future__ import annotations
@@ -23,11 +23,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from gearshift._cores import available_cores, gil_enabled
-from gearshift._sampling import SCALING_THREADS, run_sample, ship_cost
+from gearshift._sampling import MAX_WAVE, SCALING_THREADS, Limits, Pairs, run_sample
 from gearshift.errors import ProfileError, UsageError
 from gearshift.outcome import ChunkResult
 
 __all__ = ["Profile", "Sample", "available_cores", "profile", "profile_sample"]
+
+# Tuned by bench/auto.py: enough items to see what payloads cost, little time spent seeing it.
+SHIP_ITEMS = 8  # sampled items (and results) pickled, spread over the sample
+SHIP_SECONDS = 0.02  # ... stopping once pickling took this long
 
 
 @dataclass(frozen=True)
@@ -138,8 +142,8 @@ def profile(
 ) -> Profile:
     """Run `fn` on a sample of `items` and measure it; `sample` fixes the sample's size.
 
-    The sampled items really run (their side effects happen), some of them on two threads at
-    once: `fn` must be thread-safe. `profile_sample` keeps the results.
+    The sampled items really run (their side effects happen), some of them on threads at once
+    (up to MAX_WAVE): `fn` must be thread-safe. `profile_sample` keeps the results.
     """
     return profile_sample(fn, items, size=sample).profile
 
@@ -150,12 +154,14 @@ def profile_sample(
     *,
     size: int | None = None,
     total: int | None = None,
+    max_threads: int | None = None,
 ) -> Sample:
     """Measure `fn` on the first items of `items` and keep their results.
 
     An iterator is advanced exactly `len(sample.items)` items, so the caller can go on with the
     rest. `size` fixes the sample's size (None: adaptive, by the rule in `gearshift._sampling`);
-    `total` is the input's length when `items` has no `len()`.
+    `total` is the input's length when `items` has no `len()`; `max_threads` caps how many
+    items run at once (waiting-bound work runs a wave of up to MAX_WAVE).
     """
     if not callable(fn):
         raise UsageError(f"fn must be callable, got {type(fn).__name__}: pass the function itself")
@@ -169,8 +175,9 @@ def profile_sample(
         raise UsageError(f"items must be iterable, got {type(items).__name__}") from None
     started = time.perf_counter()
     coroutine = inspect.iscoroutinefunction(fn)
-    phases = run_sample(fn, iterator, size, coroutine)
-    records = phases.sequential + phases.scaling
+    limits = Limits(size, total, MAX_WAVE if max_threads is None else max_threads)
+    phases = run_sample(fn, iterator, limits, coroutine)
+    records = phases.taken
     if not records:
         raise ProfileError("items is empty: profiling needs at least one item to run")
     shipping = ship_cost(fn, records)
@@ -180,7 +187,7 @@ def profile_sample(
     cpu = min(wall - preempted, statistics.fmean(r.cpu for r in measured))
     walls = [r.wall for r in measured]
     if len(walls) < 2:
-        walls = [r.wall for _, r in phases.scaling]
+        walls = [r.wall for r in phases.threaded]
     variation = statistics.pstdev(walls) / max(statistics.fmean(walls), 1e-12) if walls else 0.0
     prof = Profile(
         function=getattr(fn, "__qualname__", None) or repr(fn),
@@ -190,6 +197,7 @@ def profile_sample(
         cpu_seconds_per_item=cpu,
         preempted_seconds_per_item=preempted,
         thread_speedup=phases.thread_speedup,
+        scaling_threads=phases.threads,
         variation=variation,
         cores=available_cores(),
         gil_enabled=gil_enabled(),
@@ -204,6 +212,50 @@ def profile_sample(
         {i: r.error for i, (_, r) in enumerate(records) if r.error is not None},
     )
     return Sample(prof, [item for item, _ in records], result, phases.exhausted)
+
+
+def ship_cost(fn: Callable[[Any], Any], pairs: Pairs) -> dict[str, Any]:
+    """Mean cloudpickle bytes and dumps+loads seconds of arguments and results, or why not."""
+    import cloudpickle
+
+    sizes: dict[str, list[float]] = {"in": [], "out": []}
+    times: dict[str, list[float]] = {"in": [], "out": []}
+    unpicklable = None
+    step = max(1, len(pairs) // SHIP_ITEMS)
+    spent = 0.0
+    try:
+        cloudpickle.dumps(fn)
+    except Exception as exc:
+        unpicklable = f"the function: {type(exc).__name__}: {exc}"
+    for index in range(0, len(pairs), step):
+        item, record = pairs[index]
+        targets = [("in", item)] + ([("out", record.value)] if record.error is None else [])
+        for direction, obj in targets:
+            start = time.perf_counter()
+            try:
+                data = cloudpickle.dumps(obj)
+                cloudpickle.loads(data)
+            except Exception as exc:
+                what = "an argument" if direction == "in" else "a result"
+                unpicklable = unpicklable or f"{what} (item {index}): {type(exc).__name__}: {exc}"
+                continue
+            took = time.perf_counter() - start
+            spent += took
+            sizes[direction].append(len(data))
+            times[direction].append(took)
+        if spent >= SHIP_SECONDS:
+            break
+    return {
+        "payload_bytes_in": _mean(sizes["in"]),
+        "payload_bytes_out": _mean(sizes["out"]),
+        "ship_seconds_in": _mean(times["in"]),
+        "ship_seconds_out": _mean(times["out"]),
+        "unpicklable": unpicklable,
+    }
+
+
+def _mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else 0.0
 
 
 def seconds(value: float) -> str:

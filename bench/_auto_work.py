@@ -1,0 +1,137 @@
+"""Workload functions for bench/auto.py, in a module the process workers can import by name.
+
+Each function takes one item and returns something small and deterministic, so every
+configuration's results can be compared with serial's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import subprocess
+import time
+import urllib.request
+import zlib
+
+_BLOCK = bytes(range(256)) * (4 << 12)  # 4 MiB, built on import in every process
+_TEXT = b"".join(b"gearshift %d compresses this line, more or less\n" % i for i in range(20_000))
+
+
+def spin(n: int) -> int:
+    """Pure Python: holds the GIL the whole time."""
+    total = 0
+    for i in range(n):
+        total += i & 7
+    return total
+
+
+def uneven_spin(n: int) -> int:
+    """Pure Python whose items differ up to 8-fold in cost (n encodes the cost)."""
+    return spin(n)
+
+
+def sha256(rounds: int) -> str:
+    """hashlib over a 4 MiB buffer: C code that releases the GIL."""
+    digest = ""
+    for _ in range(rounds):
+        digest = hashlib.sha256(_BLOCK).hexdigest()
+    return digest
+
+
+def deflate(level: int) -> int:
+    """zlib.compress of ~1 MB of text: C code that releases the GIL."""
+    return len(zlib.compress(_TEXT, level))
+
+
+def nap(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def fetch(url: str) -> int:
+    """One HTTP GET to the local image server (it waits `latency` before answering)."""
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return len(response.read())
+
+
+def fetch_and_parse(url: str) -> int:
+    """An HTTP GET, then a pure-Python pass over the body (a stand-in for decoding it)."""
+    with urllib.request.urlopen(url, timeout=30) as response:
+        body = response.read()
+    total = 0
+    for byte in body:
+        total = (total * 31 + byte) & 0xFFFFFFFF
+    return total
+
+
+def run_true(_: int) -> int:
+    """Start a tiny program and wait for it."""
+    return subprocess.run(["true"], check=True).returncode
+
+
+def query(job: tuple[str, int]) -> list[tuple[int, int]]:
+    """An aggregate over a table in an SQLite file; sqlite3 releases the GIL while it steps."""
+    path, k = job
+    with sqlite3.connect(path) as db:
+        rows = db.execute(
+            "SELECT grp, sum(val) FROM t WHERE (id + ?) % 3 = 0 GROUP BY grp ORDER BY grp", (k,)
+        ).fetchall()
+    db.close()
+    return rows
+
+
+def make_db(path: str, rows: int) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, grp INTEGER, val INTEGER)")
+        db.executemany(
+            "INSERT INTO t VALUES (?, ?, ?)", ((i, i % 17, i * 7 % 1000) for i in range(rows))
+        )
+    db.close()
+
+
+def parse_json(document: str) -> tuple[int, int]:
+    """json.loads of a mid-size document (C code that holds the GIL), then a small summary."""
+    records = json.loads(document)["records"]
+    return len(records), sum(r["score"] for r in records)
+
+
+def make_document(records: int, seed: int) -> str:
+    return json.dumps(
+        {
+            "records": [
+                {
+                    "id": seed * records + i,
+                    "name": f"item-{i}",
+                    "score": (i * 37 + seed) % 101,
+                    "tags": ["a", "b", str(i % 5)],
+                    "ok": i % 3 == 0,
+                }
+                for i in range(records)
+            ]
+        }
+    )
+
+
+def total(values: list[int]) -> int:
+    """Cheap work on a big list: shipping it costs more than summing it."""
+    return sum(values)
+
+
+def big_lists(count: int, length: int) -> list[list[int]]:
+    """Distinct lists (a pickled chunk of repeats of one object would ship it only once)."""
+    return [list(range(i, i + length)) for i in range(count)]
+
+
+def head_sum(blob: bytes) -> int:
+    """Cheap pure-Python work on a big bytes object: its first 4 kB."""
+    return sum(blob[:4096]) + blob[-1]
+
+
+def big_blobs(count: int, size: int) -> list[bytes]:
+    """Distinct bytes objects of `size` bytes each."""
+    return [bytes([i % 256]) * size for i in range(count)]
+
+
+def square(x: int) -> int:
+    return x * x

@@ -1,0 +1,60 @@
+"""Asyncio: coroutine functions on an event loop, `max_workers` of them in flight at once.
+
+    gearshift.map(async_fn, items, strategy="asyncio")  ─► LoopExecutor with its own loop in a
+        helper thread (`_loop_executor`); from async code, `gearshift.aimap` uses your loop
+
+Chunks run their coroutines one after another inside one slot; `gearshift.map` keeps 2 x
+`max_workers` chunks in flight and sizes them to ~20 ms, so I/O-bound coroutines travel one per
+chunk and `max_workers` of them overlap. Plain functions are accepted too (in threads).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
+from typing import Any
+
+from gearshift.outcome import ChunkResult
+from gearshift.strategies._loop_executor import LoopExecutor
+from gearshift.strategies.base import Initializer, Strategy
+
+# In-flight coroutines when max_workers is not given: aiohttp's default connection limit
+# (TCPConnector(limit=100)); bench/async.py measures the cost of the bound against gather.
+DEFAULT_IN_FLIGHT = 100
+
+
+class Asyncio(Strategy):
+    """An event loop in a helper thread runs coroutine functions; `max_workers` = in flight.
+
+    From async code use `gearshift.amap` / `gearshift.aimap`, which run on your own loop.
+    """
+
+    name = "asyncio"
+    parallel_cpu = False
+    needs_pickling = False
+    can_kill = True  # an overdue coroutine is cancelled; a plain function's thread is abandoned
+    runs_coroutines = True
+
+    def default_workers(self) -> int:
+        return DEFAULT_IN_FLIGHT
+
+    def executor(
+        self, *, initializer: Initializer = None, initargs: tuple[Any, ...] = ()
+    ) -> Executor:
+        return LoopExecutor(self.workers, None, initializer, initargs)
+
+    def submit_chunk(
+        self,
+        executor: Executor,
+        fn: Callable[[Any], Any],
+        items: Sequence[Any],
+        *,
+        first_index: int,
+        task_timeout: float | None,
+    ) -> Future[ChunkResult]:
+        assert isinstance(executor, LoopExecutor)
+        return executor.submit_chunk(fn, items, first_index=first_index, task_timeout=task_timeout)
+
+    def abort(self, executor: Executor) -> None:
+        assert isinstance(executor, LoopExecutor)
+        executor.terminate()

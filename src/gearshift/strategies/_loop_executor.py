@@ -1,0 +1,314 @@
+"""LoopExecutor: a `concurrent.futures.Executor` whose calls run as tasks on an event loop.
+
+    submit / submit_chunk (any thread) ──call_soon_threadsafe──► the loop: one task per call or
+        chunk, each holding one of `max_workers` slots (a semaphore) while it runs
+    the loop: its own, in a helper thread (closed on shutdown), or a running one (the caller's)
+
+A chunk's coroutines run one after another inside its slot; `task_timeout` cancels an overdue
+coroutine for real. Plain functions run in a thread pool of `max_workers` threads (like
+`asyncio.to_thread`); an awaitable they return is awaited on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from concurrent.futures import CancelledError, Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Any
+
+from gearshift.errors import InitializerFailed, TaskTimeout, item_error
+from gearshift.outcome import ChunkResult, run_chunk, run_chunk_abandoning
+from gearshift.strategies.base import Initializer
+
+# How long cancelled coroutines may take to unwind before the executor stops waiting for them.
+CANCEL_GRACE_SECONDS = 2.0
+_SHUT = "the executor was shut down"
+
+
+def is_async_callable(fn: object) -> bool:
+    """True for `async def` functions, partials of them and objects with `async def __call__`."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - the method itself is what is inspected
+    )
+
+
+class LoopExecutor(Executor):
+    """A `concurrent.futures.Executor` whose calls run as tasks on an event loop.
+
+    With `loop=None` it starts its own loop in a thread and closes it on shutdown; otherwise it
+    uses `loop` (which must be running in another thread than the one calling `shutdown`).
+    """
+
+    def __init__(
+        self,
+        max_workers: int,
+        loop: asyncio.AbstractEventLoop | None = None,
+        initializer: Initializer = None,
+        initargs: tuple[Any, ...] = (),
+    ) -> None:
+        self._width = max_workers
+        self._lock = threading.Lock()
+        self._closed = self._halted = False
+        self._live = 0  # scheduled calls whose task has not ended yet
+        self._idle = threading.Event()
+        self._idle.set()
+        self._waiting: set[Future[Any]] = set()  # scheduled, not yet holding a slot
+        self._tasks: dict[Future[Any], asyncio.Task[None]] = {}  # touched in the loop only
+        self._threads = ThreadPoolExecutor(max_workers, thread_name_prefix="gearshift-asyncio")
+        self._thread: threading.Thread | None = None
+        if loop is None:
+            loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(
+                target=_serve, args=(loop,), name="gearshift-asyncio", daemon=True
+            )
+            self._thread.start()
+        self._loop = loop
+        self._slots: asyncio.Semaphore | None = None
+        self._ready = asyncio.run_coroutine_threadsafe(
+            self._initialize(initializer, initargs), loop
+        )
+
+    async def _initialize(self, initializer: Initializer, initargs: tuple[Any, ...]) -> None:
+        self._slots = asyncio.Semaphore(self._width)
+        if initializer is not None:
+            try:
+                result = initializer(*initargs)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                raise InitializerFailed(f"the executor's initializer raised {exc!r}") from exc
+
+    # ---- called from any thread ---------------------------------------------------------------
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        return self._schedule(lambda: self._call(fn, args, kwargs))
+
+    def submit_chunk(
+        self,
+        fn: Callable[[Any], Any],
+        items: Sequence[Any],
+        *,
+        first_index: int,
+        task_timeout: float | None,
+    ) -> Future[ChunkResult]:
+        """Run `fn` on each item in turn; the result holds every item's value or error."""
+        return self._schedule(lambda: self._chunk(fn, list(items), first_index, task_timeout))
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Refuse new calls; cancel the ones still waiting for a slot if asked; then stop."""
+        with self._lock:
+            self._closed = True
+            waiting = list(self._waiting) if cancel_futures else []
+        for future in waiting:
+            future.cancel()  # fails harmlessly for one that has started meanwhile
+        self._when_idle_stop()
+        if wait:
+            self._idle.wait()
+            self._join()
+        self._threads.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def terminate(self) -> None:
+        """Cancel every call now (coroutines for real, threads abandoned) and stop."""
+        self.cancel_all()
+        self._idle.wait(CANCEL_GRACE_SECONDS)
+        self._when_idle_stop(force=True)
+        self._join(2 * CANCEL_GRACE_SECONDS)  # a coroutine blocking the loop is abandoned
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    def cancel_all(self) -> None:
+        """Refuse new calls and cancel every call scheduled; returns at once (any thread)."""
+        with self._lock:
+            self._closed = self._halted = True
+        with contextlib.suppress(RuntimeError):  # the loop is already closed
+            self._loop.call_soon_threadsafe(self._cancel_all)
+
+    def _schedule(self, make: Callable[[], Coroutine[Any, Any, Any]]) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._live += 1
+            self._idle.clear()
+            self._waiting.add(future)
+        try:
+            self._loop.call_soon_threadsafe(self._start, _Call(future, make))
+        except RuntimeError:  # the loop was closed under us
+            self._ended(future)
+            raise
+        return future
+
+    def _ended(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._waiting.discard(future)
+            self._live -= 1
+            idle = self._live == 0
+            if idle:
+                self._idle.set()
+        if idle:
+            self._when_idle_stop()
+
+    def _when_idle_stop(self, force: bool = False) -> None:
+        """Once closed and idle (or forced), stop a loop this executor owns."""
+        with self._lock:
+            stop = self._thread is not None and self._closed and (force or self._live == 0)
+        if stop:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._loop.stop)
+
+    def _join(self, timeout: float | None = None) -> None:
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    # ---- in the loop --------------------------------------------------------------------------
+    def _start(self, call: _Call) -> None:
+        if call.future.cancelled() or self._halted:
+            self._finished(call)
+            return
+        task = self._loop.create_task(self._run(call))
+        self._tasks[call.future] = task
+        task.add_done_callback(lambda t: self._finished(call, t))
+        call.future.add_done_callback(self._on_cancel)
+
+    def _on_cancel(self, future: Future[Any]) -> None:
+        """A future cancelled while waiting for a slot: stop waiting (any thread)."""
+        if future.cancelled():
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._cancel, future)
+
+    def _cancel(self, future: Future[Any]) -> None:
+        task = self._tasks.get(future)
+        if task is not None:
+            task.cancel()
+
+    def _cancel_all(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+
+    async def _run(self, call: _Call) -> None:
+        future = call.future
+        if not self._ready.done() or self._ready.exception() is not None:
+            await asyncio.wrap_future(self._ready)
+        assert self._slots is not None
+        async with self._slots:
+            with self._lock:
+                self._waiting.discard(future)
+            call.settled = True
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(await call.make())
+            except BaseException as exc:  # even cancellation: the outcome goes to the future
+                future.set_exception(CancelledError(_SHUT) if _cancelled(exc) else exc)
+
+    def _finished(self, call: _Call, task: asyncio.Task[None] | None = None) -> None:
+        """The call's task ended (or never started): settle its future if nothing did."""
+        self._tasks.pop(call.future, None)
+        if task is not None and not task.cancelled():
+            task.exception()  # retrieved: the initializer's error goes to the future below
+        if not call.settled:  # it never got a slot: cancelled, shut down, or init failed
+            call.settled = True
+            if call.future.set_running_or_notify_cancel():
+                error = self._ready.exception() if self._ready.done() else None
+                call.future.set_exception(error or CancelledError(_SHUT))
+        self._ended(call.future)
+
+    async def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Any) -> Any:
+        if is_async_callable(fn):
+            return await fn(*args, **kwargs)
+        value = await self._loop.run_in_executor(
+            self._threads, functools.partial(fn, *args, **kwargs)
+        )
+        return await value if inspect.isawaitable(value) else value
+
+    async def _chunk(
+        self, fn: Callable[[Any], Any], items: list[Any], first: int, timeout: float | None
+    ) -> ChunkResult:
+        if not is_async_callable(fn):
+            return await self._chunk_in_thread(fn, items, first, timeout)
+        result = ChunkResult([], [], {})
+        for pos, item in enumerate(items):
+            start = perf_counter()
+            value = None
+            try:
+                value = await _bounded(fn(item), timeout, first + pos, item)
+            except Exception as exc:
+                result.errors[pos] = exc
+            result.values.append(value)
+            result.seconds.append(perf_counter() - start)
+        return result
+
+    async def _chunk_in_thread(
+        self, fn: Callable[[Any], Any], items: list[Any], first: int, timeout: float | None
+    ) -> ChunkResult:
+        """A plain function: the whole chunk runs in one pool thread; awaitables it returned
+        (`lambda x: fetch(x)`) are then awaited here."""
+        if timeout is None:
+            call = functools.partial(run_chunk, fn, items)
+        else:
+            call = functools.partial(run_chunk_abandoning, fn, items, timeout, first)
+        result = await self._loop.run_in_executor(self._threads, call)
+        for pos, value in enumerate(result.values):
+            if pos not in result.errors and inspect.isawaitable(value):
+                start = perf_counter()
+                try:
+                    result.values[pos] = await _bounded(value, timeout, first + pos, items[pos])
+                except Exception as exc:
+                    result.values[pos] = None
+                    result.errors[pos] = exc
+                result.seconds[pos] += perf_counter() - start
+        return result
+
+
+async def _bounded(awaitable: Awaitable[Any], timeout: float | None, index: int, item: Any) -> Any:
+    """Await it; past `timeout` seconds cancel it and raise `TaskTimeout` naming the item.
+
+    A `TimeoutError` that user code raises itself stays the user's error.
+    """
+    if timeout is None:
+        return await awaitable
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    except BaseException:  # this chunk was cancelled: take the item's task down with it
+        task.cancel()
+        raise
+    if done:
+        return task.result()
+    task.cancel()
+    await asyncio.wait({task}, timeout=CANCEL_GRACE_SECONDS)  # let it unwind (finally blocks)
+    why = f"ran longer than task_timeout={timeout}s and was cancelled"
+    raise item_error(TaskTimeout, index, item, why, timeout=timeout)
+
+
+@dataclass(eq=False)
+class _Call:
+    """One scheduled call; `settled` once its future was told it runs or was cancelled."""
+
+    future: Future[Any]
+    make: Callable[[], Coroutine[Any, Any, Any]]
+    settled: bool = False
+
+
+def _cancelled(exc: BaseException) -> bool:
+    return isinstance(exc, asyncio.CancelledError)
+
+
+def _serve(loop: asyncio.AbstractEventLoop) -> None:
+    """The helper thread: run the loop until stopped, then cancel leftovers and close it."""
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_forever()
+        leftovers = asyncio.all_tasks(loop)
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            loop.run_until_complete(asyncio.wait(leftovers, timeout=CANCEL_GRACE_SECONDS))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()

@@ -1,0 +1,256 @@
+"""Coroutine functions: strategy="asyncio" from sync code, `amap`/`aimap` on the caller's loop.
+
+The shared behaviour suite (test_api.py) also runs on "asyncio" with plain functions; these
+tests cover what only coroutines do: the bound on coroutines in flight, cancellation at the
+timeout, the caller's loop, async input and early exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+import gearshift
+from gearshift import TaskFailed, TaskTimeout, UsageError
+
+
+class InFlight:
+    """Counts coroutines running at once, and those cancelled."""
+
+    def __init__(self) -> None:
+        self.now = self.peak = self.cancelled = self.finished = 0
+
+    async def run(self, x: float) -> float:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        try:
+            await asyncio.sleep(x)
+            self.finished += 1
+            return x
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        finally:
+            self.now -= 1
+
+
+async def double(x: int) -> int:
+    await asyncio.sleep(0)
+    return 2 * x
+
+
+async def fail_on_three(x: int) -> int:
+    await asyncio.sleep(0)
+    if x == 3:
+        raise ValueError(f"three is bad: {x}")
+    return x
+
+
+def test_map_runs_coroutine_functions_from_sync_code() -> None:
+    assert gearshift.map(double, range(50), strategy="asyncio") == [2 * x for x in range(50)]
+
+
+def test_max_workers_bounds_the_coroutines_in_flight() -> None:
+    counter = InFlight()
+    got = gearshift.map(counter.run, [0.02] * 60, strategy="asyncio", max_workers=7)
+    assert got == [0.02] * 60
+    assert counter.peak == 7  # the bound is reached, never passed
+
+
+def test_task_timeout_cancels_the_coroutine_and_names_the_item() -> None:
+    counter = InFlight()
+    start = time.monotonic()
+    got = gearshift.map(
+        counter.run, [0.0, 30.0, 0.0], strategy="asyncio", task_timeout=0.3, return_exceptions=True
+    )
+    assert time.monotonic() - start < 10  # not 30: cancelled, not awaited
+    assert got[0] == 0.0 and got[2] == 0.0
+    assert isinstance(got[1], TaskTimeout) and got[1].index == 1 and got[1].item == "30.0"
+    assert counter.cancelled == 1 and counter.now == 0  # really cancelled: its finally ran
+
+
+def test_a_timeout_error_raised_by_user_code_is_not_a_task_timeout() -> None:
+    async def times_out(_: int) -> int:
+        raise TimeoutError("the user's own")
+
+    got = gearshift.map(times_out, [1], strategy="asyncio", task_timeout=5, return_exceptions=True)
+    assert type(got[0]) is TaskFailed and isinstance(got[0].__cause__, TimeoutError)
+
+
+def test_failure_names_the_item_with_the_original_as_cause() -> None:
+    with pytest.raises(TaskFailed) as info:
+        gearshift.map(fail_on_three, range(10), strategy="asyncio")
+    assert info.value.index == 3 and isinstance(info.value.__cause__, ValueError)
+
+
+def test_retries_rerun_a_failed_coroutine() -> None:
+    calls: dict[int, int] = {}
+
+    async def flaky(x: int) -> int:
+        calls[x] = calls.get(x, 0) + 1
+        if x == 2 and calls[x] == 1:
+            raise ConnectionError("transient")
+        return x
+
+    it = gearshift.imap(flaky, range(5), strategy="asyncio", retries=1)
+    assert list(it) == [0, 1, 2, 3, 4]
+    assert it.statistics().tasks_retried == 1 and calls[2] == 2
+
+
+def test_lambda_returning_a_coroutine_is_awaited() -> None:
+    assert gearshift.map(lambda x: double(x), [1, 2], strategy="asyncio") == [2, 4]
+
+
+def test_executor_submit_of_a_coroutine_function_and_an_async_initializer() -> None:
+    seen: list[str] = []
+
+    async def init(tag: str) -> None:
+        await asyncio.sleep(0)
+        seen.append(tag)
+
+    with gearshift.Executor(2, strategy="asyncio", initializer=init, initargs=("ready",)) as ex:
+        assert ex.submit(double, 21).result(timeout=30) == 42
+        assert isinstance(ex.submit(fail_on_three, 3).exception(timeout=30), ValueError)
+    assert seen == ["ready"]
+
+
+def test_executor_shutdown_cancels_coroutines_waiting_for_a_slot() -> None:
+    counter = InFlight()
+    ex = gearshift.Executor(1, strategy="asyncio")
+    running = ex.submit(counter.run, 0.3)
+    queued = [ex.submit(counter.run, 0.0) for _ in range(5)]
+    time.sleep(0.1)
+    ex.shutdown(wait=True, cancel_futures=True)
+    assert running.result() == 0.3
+    assert all(f.cancelled() for f in queued) and counter.finished == 1
+
+
+@pytest.mark.parametrize("name", ["serial", "threads", "processes"])
+def test_coroutine_function_on_a_non_async_strategy_is_a_usage_error(name: str) -> None:
+    with pytest.raises(UsageError, match="coroutine function"):
+        gearshift.map(double, [1], strategy=name)
+
+
+# ---- amap / aimap: on the caller's loop ---------------------------------------------------------
+def test_amap_returns_results_in_order_on_the_callers_loop() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        lock = asyncio.Lock()  # loop-bound objects of the caller work inside fn
+
+        async def on_my_loop(x: int) -> int:
+            assert asyncio.get_running_loop() is loop
+            async with lock:
+                await asyncio.sleep(0)
+            return x * x
+
+        assert await gearshift.amap(on_my_loop, range(30)) == [x * x for x in range(30)]
+
+    asyncio.run(main())
+
+
+def test_aimap_unordered_yields_as_completed_within_the_bound() -> None:
+    counter = InFlight()
+
+    async def main() -> list[Any]:
+        items = [0.5, 0.0, 0.0, 0.0]
+        return [x async for x in gearshift.aimap(counter.run, items, ordered=False, chunksize=1)]
+
+    got = asyncio.run(main())
+    assert got[-1] == 0.5 and sorted(got) == [0.0, 0.0, 0.0, 0.5]
+
+
+def test_amap_options_behave_as_map() -> None:
+    counter = InFlight()
+
+    async def main() -> tuple[list[Any], list[Any]]:
+        bounded = await gearshift.amap(counter.run, [0.01] * 30, max_workers=4)
+        errors = await gearshift.amap(
+            fail_on_three, range(6), return_exceptions=True, retries=2, task_timeout=5
+        )
+        return bounded, errors
+
+    bounded, errors = asyncio.run(main())
+    assert bounded == [0.01] * 30 and counter.peak == 4
+    assert errors[:3] == [0, 1, 2] and errors[4:] == [4, 5]
+    assert isinstance(errors[3], TaskFailed) and errors[3].attempts == 3
+
+
+def test_amap_timeout_cancels_the_coroutine() -> None:
+    counter = InFlight()
+
+    async def main() -> list[Any]:
+        return await gearshift.amap(
+            counter.run, [30.0, 0.0], task_timeout=0.3, return_exceptions=True
+        )
+
+    got = asyncio.run(asyncio.wait_for(main(), 20))
+    assert isinstance(got[0], TaskTimeout) and got[0].index == 0 and got[1] == 0.0
+    assert counter.cancelled == 1
+
+
+def test_amap_raises_task_failed() -> None:
+    with pytest.raises(TaskFailed) as info:
+        asyncio.run(gearshift.amap(fail_on_three, range(10)))
+    assert info.value.index == 3 and "three is bad" in str(info.value)
+
+
+def test_aimap_takes_an_async_iterable_lazily_and_stops_on_early_exit() -> None:
+    taken = 0
+    counter = InFlight()
+
+    async def endless() -> AsyncIterator[float]:
+        nonlocal taken
+        while True:
+            taken += 1
+            yield 0.01 if taken > 5 else 30.0  # the first five would take 30 s
+
+    async def main() -> list[Any]:
+        got = []
+        async with gearshift.aimap(counter.run, endless(), ordered=False, max_workers=10) as it:
+            async for x in it:
+                got.append(x)
+                if len(got) == 3:
+                    break
+        return got
+
+    start = time.monotonic()
+    assert asyncio.run(main()) == [0.01] * 3
+    assert time.monotonic() - start < 10  # the 30-second coroutines were cancelled
+    assert taken < 1000  # a bounded window, not the endless input
+    assert counter.now == 0 and counter.cancelled >= 5
+
+
+def test_cancelling_the_awaiting_task_cancels_the_work() -> None:
+    counter = InFlight()
+
+    async def main() -> None:
+        task = asyncio.ensure_future(gearshift.amap(counter.run, [30.0] * 20, max_workers=5))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    threads = threading.active_count()
+    asyncio.run(asyncio.wait_for(main(), 20))
+    assert counter.peak == 5 and counter.now == 0 and counter.cancelled == 5
+    assert threading.active_count() <= threads  # the helper thread is gone
+
+
+def test_aimap_outside_an_event_loop_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="async code"):
+        gearshift.aimap(double, [1])
+
+
+def test_aimap_checks_its_options_at_once() -> None:
+    async def main() -> None:
+        with pytest.raises(UsageError, match="max_workers"):
+            gearshift.aimap(double, [1], max_workers=0)
+        with pytest.raises(UsageError, match="task_timeout"):
+            gearshift.aimap(double, [1], task_timeout=-1)
+
+    asyncio.run(main())
