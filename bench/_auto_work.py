@@ -1,18 +1,24 @@
-"""Workload functions for bench/auto.py, in a module the process workers can import by name.
+"""bench/auto.py's workloads, in a module the process workers can import by name.
 
 Each function takes one item and returns something small and deterministic, so every
-configuration's results can be compared with serial's.
+configuration's results can be compared with serial's. `workloads()` sizes them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import sqlite3
 import subprocess
+import sys
 import time
 import urllib.request
 import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 _BLOCK = bytes(range(256)) * (4 << 12)  # 4 MiB, built on import in every process
 _TEXT = b"".join(b"gearshift %d compresses this line, more or less\n" % i for i in range(20_000))
@@ -135,3 +141,68 @@ def big_blobs(count: int, size: int) -> list[bytes]:
 
 def square(x: int) -> int:
     return x * x
+
+
+@dataclass
+class Workload:
+    name: str
+    fn: Callable[[Any], Any]
+    make: Callable[[], list[Any]]  # the items, built just before the workload runs
+
+
+def workloads(base_url: str, tmp: str) -> list[Workload]:
+    """The workloads, sized on the 2-core machine this was tuned on: CPU-bound ones take ~1.2 s
+    serial; waiting-bound ones ~1 s on their best configuration (serial: far longer, cut).
+    Items are built per workload, so no workload's data slows another's garbage collection."""
+    fast, slow = f"{base_url}/images/0.png", f"{base_url}/images/1.png?latency=0.02&bytes=65536"
+
+    def queries() -> list[Any]:
+        db = os.path.join(tmp, "bench.sqlite")
+        if not os.path.exists(db):
+            make_db(db, 200_000)
+        return [(db, k) for k in range(40)]
+
+    def documents() -> list[Any]:
+        texts = [make_document(1000, seed) for seed in range(16)]
+        return [texts[i % 16] for i in range(1100)]
+
+    def lists() -> list[Any]:  # 3.6 MB each in memory, ~0.5 MB pickled
+        distinct = big_lists(64, 100_000)
+        return [distinct[i % 64] for i in range(2000)]
+
+    def blobs() -> list[Any]:  # 2 MiB each
+        distinct = big_blobs(64, 2 << 20)
+        return [distinct[i % 64] for i in range(30_000)]
+
+    uneven = [50_000 * (1 + (i * 7) % 8) for i in range(110)]  # 2.5 ms .. 20 ms
+    return [
+        Workload("pure Python loop", spin, lambda: [430_000] * 60),
+        Workload("uneven pure Python", uneven_spin, lambda: uneven),
+        Workload("sha256 4 MiB x4", sha256, lambda: [4] * 110),
+        Workload("zlib.compress 1 MB", deflate, lambda: [6] * 210),
+        Workload("time.sleep 20 ms", nap, lambda: [0.02] * 3000),
+        Workload("HTTP GET 50 ms", fetch, lambda: [fast] * 1000),
+        Workload("fetch then parse", fetch_and_parse, lambda: [slow] * 100),
+        Workload("subprocess true", run_true, lambda: list(range(1000))),
+        Workload("SQLite aggregate", query, queries),
+        Workload("json.loads 84 kB", parse_json, documents),
+        Workload("big list, cheap sum", total, lists),
+        Workload("big bytes, cheap op", head_sum, blobs),
+        Workload("tiny x*x", square, lambda: list(range(1_500_000))),
+    ]
+
+
+@contextlib.contextmanager
+def image_server() -> Iterator[str]:
+    """`gearshift serve-images` in its own process; yields its base URL."""
+    command = [sys.executable, "-m", "gearshift", "serve-images", "--json", "--count", "2"]
+    command += ["--size-bytes", "16384", "--latency", "0.05"]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        yield json.loads(server.stdout.readline())["base_url"]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        if server.stdout is not None:
+            server.stdout.close()

@@ -11,14 +11,14 @@ default chunking). Target: <= 5% of the total on work of 2 s or more. The overhe
 cost (the sample), so it is judged on every workload as a share of max(2 s, auto's time): a
 1 s run may spend up to 0.1 s on it.
 
-Configurations take turns within a repeat, in a rotating order, so drift is shared. A
-configuration's run that takes over PRUNE x the fastest run so far is cut (it cannot be the
-best); after the first repeat only auto, its pick and the configurations within CONTENDER x the
-best run again. Auto is never cut. Medians of the repeats. Every result is checked against
-serial's (as far as serial got, when it was cut: waiting-bound workloads are sized for ~1 s on
-64 threads, which makes their serial runs a minute long). The HTTP workloads fetch from
-`gearshift serve-images` in its own process (a stand-in for a remote server: its threads do not
-share this process's GIL), on 127.0.0.1 only.
+Configurations take turns within a repeat, in a rotating order, so drift is shared. In the
+first repeat, a configuration's run that takes over PRUNE x the fastest run so far is cut (it
+cannot be the best); later repeats run auto, its pick and the configurations within CONTENDER x
+the best, and cut nothing (cutting only the slow runs of some would favour them). Medians of the
+repeats. Every result is checked against serial's (as far as serial got, when it was cut:
+waiting-bound workloads are sized for ~1 s on 64 threads, which makes their serial runs a minute
+long). The HTTP workloads fetch from `gearshift serve-images` in its own process (a stand-in for
+a remote server: its threads do not share this process's GIL), on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -26,24 +26,22 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import json
 import math
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # so workers find _auto_work
 
-import _auto_work as work
+from _auto_work import Workload, image_server, workloads
 
 import gearshift
 from gearshift._cores import available_cores
@@ -62,71 +60,6 @@ CONFIGS: dict[str, tuple[str, int]] = {
     "processes x2": ("processes", 2),
     "processes x4": ("processes", 4),
 }
-
-
-@dataclass
-class Workload:
-    name: str
-    fn: Callable[[Any], Any]
-    make: Callable[[], list[Any]]  # the items, built just before the workload runs
-
-
-def workloads(base_url: str, tmp: str) -> list[Workload]:
-    """The workloads, sized on the 2-core machine this was tuned on: CPU-bound ones take ~1.2 s
-    serial; waiting-bound ones ~1 s on their best configuration (serial: far longer, cut).
-    Items are built per workload, so no workload's data slows another's garbage collection."""
-    fast, slow = f"{base_url}/images/0.png", f"{base_url}/images/1.png?latency=0.02&bytes=65536"
-
-    def queries() -> list[Any]:
-        db = os.path.join(tmp, "bench.sqlite")
-        if not os.path.exists(db):
-            work.make_db(db, 200_000)
-        return [(db, k) for k in range(40)]
-
-    def documents() -> list[Any]:
-        texts = [work.make_document(1000, seed) for seed in range(16)]
-        return [texts[i % 16] for i in range(1100)]
-
-    def lists() -> list[Any]:  # 3.6 MB each in memory, ~0.5 MB pickled
-        distinct = work.big_lists(64, 100_000)
-        return [distinct[i % 64] for i in range(2000)]
-
-    def blobs() -> list[Any]:  # 2 MiB each
-        distinct = work.big_blobs(64, 2 << 20)
-        return [distinct[i % 64] for i in range(30_000)]
-
-    uneven = [50_000 * (1 + (i * 7) % 8) for i in range(110)]  # 2.5 ms .. 20 ms
-    return [
-        Workload("pure Python loop", work.spin, lambda: [430_000] * 60),
-        Workload("uneven pure Python", work.uneven_spin, lambda: uneven),
-        Workload("sha256 4 MiB x4", work.sha256, lambda: [4] * 110),
-        Workload("zlib.compress 1 MB", work.deflate, lambda: [6] * 210),
-        Workload("time.sleep 20 ms", work.nap, lambda: [0.02] * 3000),
-        Workload("HTTP GET 50 ms", work.fetch, lambda: [fast] * 1000),
-        Workload("fetch then parse", work.fetch_and_parse, lambda: [slow] * 100),
-        Workload("subprocess true", work.run_true, lambda: list(range(1000))),
-        Workload("SQLite aggregate", work.query, queries),
-        Workload("json.loads 84 kB", work.parse_json, documents),
-        Workload("big list, cheap sum", work.total, lists),
-        Workload("big bytes, cheap op", work.head_sum, blobs),
-        Workload("tiny x*x", work.square, lambda: list(range(1_500_000))),
-    ]
-
-
-@contextlib.contextmanager
-def image_server() -> Iterator[str]:
-    """`gearshift serve-images` in its own process; yields its base URL."""
-    command = [sys.executable, "-m", "gearshift", "serve-images", "--json", "--count", "2"]
-    command += ["--size-bytes", "16384", "--latency", "0.05"]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None
-        yield json.loads(server.stdout.readline())["base_url"]
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        if server.stdout is not None:
-            server.stdout.close()
 
 
 @dataclass
@@ -234,8 +167,9 @@ class Row:
 
 def measure(load: Workload, repeats: int) -> Row:
     """Every configuration and auto, side by side; also auto's pick by hand when it is not one
-    of the configurations. A configuration's run slower than PRUNE x the fastest so far is cut.
-    Later repeats run auto, its pick and the configurations within CONTENDER x the fastest."""
+    of the configurations. In the first repeat, a configuration's run slower than PRUNE x the
+    fastest so far is cut; later repeats run auto, its pick and the configurations within
+    CONTENDER x the best."""
     items = load.make()
     load.fn(items[0])  # imports, caches: no configuration pays them alone
     row = Row(load.name, len(items), {}, {}, None)
@@ -253,7 +187,8 @@ def measure(load: Workload, repeats: int) -> Row:
             names = names[repeat % len(names) :] + names[: repeat % len(names)]
         for name in names:
             times = [t for runs in row.times.values() for t in runs]
-            limit = PRUNE * min(times) if times and name in CONFIGS else math.inf
+            cut = bool(times) and name in CONFIGS and not repeat  # later: no survivors bias
+            limit = PRUNE * min(times) if cut else math.inf
             gc.collect()  # every run starts without the previous run's garbage
             done = run(load.fn, items, runners[name], limit)
             common = min(len(done.results), len(reference))
@@ -319,7 +254,7 @@ def report(rows: list[Row]) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="runs per contender (median)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per contender (median)")
     parser.add_argument("--quick", action="store_true", help="2 repeats")
     parser.add_argument("--only", default="", help="comma-separated workload names (substrings)")
     parser.add_argument("--why", action="store_true", help="print auto's reason per workload")

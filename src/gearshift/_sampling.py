@@ -8,7 +8,8 @@ How big the sample is (the constants below):
   2. on threads, items run at once; their throughput over one thread's is `thread_speedup`.
      CPU-bound items (CPU share >= WAVE_BELOW_SHARE): about THREAD_PHASE_SECONDS x CPU share
      of work (at least one item per thread, at most MAX_SCALING items) on SCALING_THREADS
-     threads, which tells GIL-holding work (1.0x) from GIL-free work (2.0x). Waiting-bound
+     threads, which tells GIL-holding work (1.0x) from GIL-free work (2.0x); half of it first,
+     which decides when it reads clearly one or the other. Waiting-bound
      items: one wave on the width the run would use, cores x (1 + wait/CPU) threads (at most
      MAX_WAVE, and at most half the items left), each taking ~WAVE_SECONDS of items. The wave
      does real work at full width while it shows whether throughput still rises there.
@@ -38,9 +39,12 @@ SCALING_THREADS = 2  # 2 threads tell GIL-bound (1.0x) from GIL-free or waiting 
 # Of CPU work. bench/auto.py on a machine loaded 6x over: pure Python read at most 1.4x with 0.1 s,
 # 1.6x with 0.05 s (hashlib: at least 1.8x); less lets GIL-bound work pass for GIL-free.
 THREAD_PHASE_SECONDS = 0.1
+# Half of it decides when it reads outside these (bench/auto.py, 0.05-0.06 s on 2 threads, load
+# 1-13: pure Python and json read 0.97-1.58x, hashlib and zlib 1.43-2.0x; between: the whole).
+CLEAR_BELOW, CLEAR_ABOVE = 1.3, 1.85
 MAX_SCALING = 2000
 MIN_SCALING_SECONDS = 0.005  # of work per thread; less measures thread start-up, not the work
-WAITING_SECONDS = 0.02  # phase 1 for waiting-bound items: two of 50 ms say enough
+WAITING_SECONDS = 0.02  # phase 1, once its items wait (bench/auto.py: 2 sleeps or HTTP GETs do)
 # Phase 2 for waiting-bound work (bench/auto.py: HTTP, sleep, subprocess). Below this CPU share,
 # as chooser.WAITING_BOUND_SHARE: what 2 threads show about the GIL decides nothing there.
 WAVE_BELOW_SHARE = 0.5
@@ -155,16 +159,19 @@ def _scaling(
 ) -> None:
     """Phase 2: items on threads at once; sets `phases.thread_speedup`.
 
-    If the threads did under MIN_SCALING_SECONDS of work each, phase 1 overstated the items (a
-    garbage collection or a cold cache in a measured item): once, it runs again, sized by what
-    the threads saw. Too little work per thread measures thread start-up, not the work: GIL-
-    holding items short enough to finish before the next thread wakes up read 2x.
+    CPU-bound items run half of the phase first: a reading outside CLEAR_BELOW..CLEAR_ABOVE
+    decides, one inside it gets the whole phase. If the threads did under MIN_SCALING_SECONDS
+    of work each, phase 1 overstated the items (a garbage collection or a cold cache in a
+    measured item): once, the phase runs again, sized by what the threads saw. Too little work
+    per thread measures thread start-up, not the work: GIL-holding items short enough to finish
+    before the next thread wakes up read 2x.
     """
     measured = phases.measured
     own = max(sum(r.wall for r in measured) - phases.preempted, 1e-9) / len(measured)
     cpu = min(own, sum(r.cpu for r in measured) / len(measured))
-    for attempt in range(2):
-        threads, count = _phase_two_size(own, cpu, limits, len(phases.taken))
+    waves, share, part, resized = cpu < WAVE_BELOW_SHARE * own, cpu / own, 0.5, False
+    while True:
+        threads, count = _phase_two_size(own, cpu, limits, len(phases.taken), part)
         batch = list(islice(iterator, count))
         phases.exhausted = len(batch) < count
         if len(batch) < SCALING_THREADS:  # too few to run at once: kept, but not measured
@@ -174,20 +181,24 @@ def _scaling(
         records, speedup = _on_threads(fn, batch, own - cpu, threads)
         phases.taken += zip(batch, records, strict=True)
         phases.threaded, phases.threads = records, threads
-        waves = cpu < WAVE_BELOW_SHARE * own
         done = sum(r.wall if waves else r.cpu for r in records) / threads
+        final = phases.exhausted or limits.size is not None
         if done >= MIN_SCALING_SECONDS:
             phases.thread_speedup = speedup
+            if final or waves or part == 1 or not CLEAR_BELOW < speedup < CLEAR_ABOVE:
+                return
+            part = 1.0  # not clear yet: the whole phase
+        elif final or resized:
             return
-        if phases.exhausted or limits.size is not None or attempt:
-            return
-        share = cpu / own  # as phase 1 measured it; the items' own times, as the threads saw
-        cpu = sum(r.cpu for r in records) / len(records)
-        own = max(cpu / max(share, 1e-9), 1e-9) if not waves else done * threads / len(records)
+        else:  # the items' own times, as the threads saw them (their CPU share as phase 1 did)
+            resized, cpu = True, sum(r.cpu for r in records) / len(records)
+            own = max(cpu / max(share, 1e-9), 1e-9) if not waves else done * threads / len(records)
 
 
-def _phase_two_size(own: float, cpu: float, limits: Limits, taken: int) -> tuple[int, int]:
-    """How many threads phase 2 runs on, and how many items."""
+def _phase_two_size(
+    own: float, cpu: float, limits: Limits, taken: int, part: float
+) -> tuple[int, int]:
+    """How many threads phase 2 runs on, and how many items (`part` of the CPU-bound phase)."""
     if limits.size is not None:
         return SCALING_THREADS, _scaling_share(limits.size)
     if cpu < WAVE_BELOW_SHARE * own and limits.threads >= SCALING_THREADS:  # the wave
@@ -198,7 +209,7 @@ def _phase_two_size(own: float, cpu: float, limits: Limits, taken: int) -> tuple
             count = max(SCALING_THREADS, min(count, (limits.total - taken) // 2))
         return threads, count
     # CPU-bound: the phase tells whether CPU work runs in parallel; it needs CPU work to see
-    per_thread = int(THREAD_PHASE_SECONDS * cpu / own / SCALING_THREADS / own) + 1
+    per_thread = int(part * THREAD_PHASE_SECONDS * cpu / own / SCALING_THREADS / own) + 1
     return SCALING_THREADS, min(MAX_SCALING, SCALING_THREADS * per_thread)
 
 

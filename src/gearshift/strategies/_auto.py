@@ -80,7 +80,7 @@ def decide(
         why = "an initializer or task_timeout is set: processes honour both without a sample"
         return _build(auto, Choice("processes", cores, 1, float("nan"), why), cores)
     try:
-        sample = profile_sample(fn, items, total=total)
+        sample = profile_sample(fn, items, total=total, max_threads=auto.max_workers)
     except ProfileError:  # the input was empty
         return _build(auto, Choice("serial", 1, 1, 1.0, "no items: nothing to run"), cores)
     remaining = None if total is None else total - len(sample.items)
