@@ -29,6 +29,7 @@ from itertools import islice
 from typing import Any
 
 from gearshift._cores import available_cores
+from gearshift._load import Mark
 from gearshift.errors import UsageError
 
 # Tuned by bench/auto.py: ~0.1 s of sample in all keeps auto's overhead near 5% of 2 s of work.
@@ -82,8 +83,8 @@ Pairs = list[tuple[Any, Record]]
 class Phases:
     """What the sample ran: (item, record) pairs in input order, and which of them to average.
 
-    `preempted` is how long the measured items sat runnable while other processes held the
-    CPUs (Linux schedstat; 0 elsewhere): that is load, not a trait of the work.
+    `preempted` is how long the measured items lost to load (_load.py: queued for a busy CPU,
+    or stolen by the hypervisor): not a trait of the work.
     """
 
     taken: Pairs = field(default_factory=list)  # every sampled item, in input order
@@ -125,7 +126,7 @@ def _sequential(
     limit = MAX_SEQUENTIAL if size is None else size - _scaling_share(size)
     pairs = phases.taken
     spent, cpu, budget = 0.0, 0.0, SEQUENTIAL_SECONDS
-    marks = [(runqueue_seconds(), time.perf_counter(), 0.0)]
+    marks = [(Mark(), 0.0)]
     while len(pairs) < limit and (
         size is not None or len(pairs) < MIN_SEQUENTIAL or spent < budget
     ):
@@ -137,15 +138,16 @@ def _sequential(
         spent += record.wall
         pairs.append((item, record))
         if len(pairs) == 1:  # the warm-up item's waits are left out with it
-            marks.append((runqueue_seconds(), time.perf_counter(), spent))
+            marks.append((Mark(), spent))
         else:
             cpu += record.cpu
-            if cpu < WAVE_BELOW_SHARE * (spent - marks[-1][2]):
+            if cpu < WAVE_BELOW_SHARE * (spent - marks[-1][1]):
                 budget = WAITING_SECONDS
-    waited, began, before = marks[-1] if len(pairs) > 1 else marks[0]
+    mark, before = marks[-1] if len(pairs) > 1 else marks[0]
     # Preemptions between items (the loop's own time) are no item's: count the items' share.
-    inside = (spent - before) / max(time.perf_counter() - began, 1e-9)
-    phases.preempted = (runqueue_seconds() - waited) * min(1.0, inside)
+    inside = (spent - before) / max(time.perf_counter() - mark.wall, 1e-9)
+    busy = cpu if len(pairs) > 1 else sum(record.cpu for _, record in pairs)
+    phases.preempted = mark.queued() * min(1.0, inside) + mark.stolen(busy)
     phases.measured = [record for _, record in (pairs[1:] if len(pairs) > 1 else pairs)]
 
 
@@ -233,15 +235,15 @@ def _on_threads(
 
     def work(j: int) -> None:
         go.wait()
-        wall, cpu, waited = time.perf_counter(), time.thread_time(), runqueue_seconds()
+        mark, cpu = Mark(), time.thread_time()
         mine = range(j, len(batch), n)
         try:
             for i in mine:
                 records[i] = _timed(fn, batch[i])
         except BaseException as exc:  # SystemExit in a thread would vanish: re-raised below
             escaped.append(exc)
-        elapsed, busy = time.perf_counter() - wall, time.thread_time() - cpu
-        own = max(elapsed - (runqueue_seconds() - waited), busy, 1e-9)
+        elapsed, busy = time.perf_counter() - mark.wall, time.thread_time() - cpu
+        own = max(elapsed - mark.queued() - mark.stolen(busy), busy, 1e-9)
         shares[j] = min(1.0, (busy + len(mine) * wait) / own)
 
     threads = [
@@ -279,12 +281,3 @@ def _sample_coroutines(
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
-
-
-def runqueue_seconds() -> float:
-    """Seconds this thread has waited, runnable, for a CPU others held (Linux); 0.0 elsewhere."""
-    try:
-        with open(f"/proc/self/task/{threading.get_native_id()}/schedstat", "rb") as stat:
-            return int(stat.read().split()[1]) / 1e9
-    except (OSError, ValueError, IndexError, AttributeError):
-        return 0.0

@@ -1,0 +1,57 @@
+"""How much of a thread's time the machine's load took, so that a profile measures the work.
+
+Two kinds of lost time look like waiting but are load (Linux; 0 elsewhere): a runnable thread
+queued while other processes hold the CPUs (the thread's schedstat), and, in a virtual machine,
+time the hypervisor gave this machine's CPUs to other guests ("steal" in /proc/stat), which
+stretches a running thread's wall time without adding to its CPU time.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+MAX_STEAL = 0.9  # of a CPU's time; beyond it the estimate would divide by almost nothing
+
+
+def runqueue_seconds() -> float:
+    """Seconds this thread has waited, runnable, for a CPU others held (Linux); 0.0 elsewhere."""
+    try:
+        with open(f"/proc/self/task/{threading.get_native_id()}/schedstat", "rb") as stat:
+            return int(stat.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0.0
+
+
+def steal_seconds() -> float:
+    """Seconds per CPU the hypervisor gave this machine's CPUs to others (Linux); else 0.0."""
+    try:
+        with open("/proc/stat", "rb") as stat:
+            fields = stat.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK") / (os.cpu_count() or 1)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0.0
+
+
+class Mark:
+    """A moment of the calling thread: wall clock, its run-queue waits, the machine's steal."""
+
+    def __init__(self) -> None:
+        self.wall = time.perf_counter()
+        self.runqueue = runqueue_seconds()
+        self.steal = steal_seconds()
+
+    def queued(self) -> float:
+        """Seconds since the mark this thread sat runnable while others held the CPUs."""
+        return max(0.0, runqueue_seconds() - self.runqueue)
+
+    def stolen(self, busy: float) -> float:
+        """Seconds since the mark that `busy` CPU seconds of this thread lost to steal.
+
+        A running thread loses the share f of steal on its CPU: its CPU time covers 1 - f of the
+        wall time it ran, so it lost busy x f / (1 - f).
+        """
+        share = (steal_seconds() - self.steal) / max(time.perf_counter() - self.wall, 1e-9)
+        share = min(MAX_STEAL, max(0.0, share))
+        return busy * share / (1.0 - share)
