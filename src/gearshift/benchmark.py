@@ -17,24 +17,24 @@ import os
 import platform
 import statistics
 import sys
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from gearshift.errors import GearshiftError, ProfileError, UsageError, short_repr
+from gearshift._measure import Progress, auto_available, auto_row, check_same, run_auto, time_runs
+from gearshift.errors import UsageError, short_repr
 
 __all__ = ["NOISY_SPREAD", "BenchResult", "Machine", "Measurement", "bench", "machine"]
 
 # Timed runs of one configuration that differ by more than this fraction of their median mean the
 # machine was busy: a difference between strategies smaller than that is noise, not a result.
-# Quiet runs of `gearshift demo` on the 2-core reference machine stay below ~0.10 (README).
+# On the 2-core reference machine, quiet runs of `gearshift demo` stayed within 0.20 (the README's
+# table) while runs beside other jobs reached 0.27-0.78.
 NOISY_SPREAD = 0.25
 # A 1-minute load average above this many runnable processes per core when a run starts means
 # other programs were busy: every row is slowed alike, which the spread cannot see.
 BUSY_LOAD_PER_CORE = 0.5
 START_METHOD = "subprocess (fresh interpreter)"  # how gearshift's Processes start their workers
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -162,106 +162,6 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def auto_available() -> bool:
-    """True once `strategy="auto"` is accepted by gearshift.map (it lands in a later release)."""
-    from gearshift.api import imap
-    from gearshift.strategies import resolve
-
-    try:
-        resolve("auto")
-        return True
-    except UsageError:
-        pass
-    except GearshiftError:
-        return True
-    try:
-        imap(abs, [], strategy="auto").close()  # checks the arguments; starts no work
-    except UsageError:
-        return False
-    except GearshiftError:
-        return True
-    return True
-
-
-def run_auto(fn: Callable[[Any], Any], items: list[Any], choices: list[Any]) -> list[Any]:
-    """`gearshift.map(fn, items, strategy="auto")`, keeping what auto chose (its `Choice`)."""
-    from gearshift.api import imap
-
-    iterator = imap(fn, items, strategy="auto")
-    results = list(iterator)
-    choices.append(getattr(iterator, "choice", None))
-    return results
-
-
-def auto_row(
-    times: tuple[float, ...],
-    choices: list[Any],
-    base: float,
-    ideal: float | Callable[[int | None], float],
-) -> Measurement:
-    """The auto row: labelled with what it chose (every choice, if runs differed), and why."""
-    picked = [c for c in choices if c is not None]
-    names = sorted({f"{c.strategy} x{c.max_workers}" for c in picked})
-    workers = picked[-1].max_workers if picked else None
-    label = f"auto -> {' / '.join(names)}" if names else "auto"
-    note = f"auto chose {' / '.join(names)}: {picked[-1].why}" if picked else ""
-    best = ideal(workers) if callable(ideal) else ideal
-    speedup = base / statistics.median(times)
-    return Measurement(label, "auto", workers, times, speedup, best, note)
-
-
-def time_runs(
-    run: Callable[[], Any],
-    *,
-    repeat: int,
-    warmup: bool,
-    check: Callable[[Any], None] | None = None,
-    progress: Progress | None = None,
-    label: str = "",
-) -> tuple[float, ...]:
-    """Seconds of `repeat` calls of `run`, after an untimed one if `warmup`; each result checked."""
-    times = []
-    for i in range(-1 if warmup else 0, repeat):
-        if progress is not None:
-            progress(f"{label}: {'warm-up' if i < 0 else f'run {i + 1} of {repeat}'}")
-        start = time.perf_counter()
-        result = run()
-        took = time.perf_counter() - start
-        if check is not None:
-            check(result)
-        if i >= 0:
-            times.append(took)
-    return tuple(times)
-
-
-def check_same(reference: Sequence[Any], label: str) -> Callable[[Any], None]:
-    """A check that raises ProfileError when a result differs from the reference (serial's)."""
-
-    def check(result: Any) -> None:
-        got = list(result)
-        if len(got) != len(reference):
-            raise ProfileError(
-                f"{label} returned {len(got)} results for {len(reference)} items: a wrong answer "
-                "is an error, not a speedup"
-            )
-        for index, (a, b) in enumerate(zip(reference, got, strict=True)):
-            if not _equal(a, b):
-                raise ProfileError(
-                    f"{label} returned {short_repr(b)} for item {index}, serial returned "
-                    f"{short_repr(a)}: a wrong answer is an error, not a speedup. Benchmark a "
-                    "deterministic function whose results compare equal with =="
-                )
-
-    return check
-
-
-def _equal(a: Any, b: Any) -> bool:
-    try:
-        return bool(a == b)
-    except Exception:  # numpy arrays and the like: == is elementwise
-        return repr(a) == repr(b)
 
 
 def bench(

@@ -21,16 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
-from gearshift.benchmark import (
-    Machine,
-    Measurement,
-    Progress,
-    auto_row,
-    check_same,
-    machine,
-    run_auto,
-    time_runs,
-)
+from gearshift._measure import Progress, auto_row, check_same, run_auto, time_runs
+from gearshift.benchmark import Machine, Measurement, machine
 from gearshift.demo_tasks import (
     TASKS,
     Job,
@@ -254,7 +246,7 @@ def run_demo(
     progress: Progress | None = None,
 ) -> DemoResult:
     """Both experiments (or one): the I/O one against a local ImageServer unless `urls` given."""
-    from gearshift.benchmark import auto_available
+    from gearshift._measure import auto_available
     from gearshift.imageserver import ImageServer
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
