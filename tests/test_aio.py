@@ -8,6 +8,7 @@ timeout, the caller's loop, async input and early exit.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -130,10 +131,44 @@ def test_executor_shutdown_cancels_coroutines_waiting_for_a_slot() -> None:
     assert all(f.cancelled() for f in queued) and counter.finished == 1
 
 
-@pytest.mark.parametrize("name", ["serial", "threads", "processes"])
-def test_coroutine_function_on_a_non_async_strategy_is_a_usage_error(name: str) -> None:
-    with pytest.raises(UsageError, match="coroutine function"):
-        gearshift.map(double, [1], strategy=name)
+async def scale(x: int, factor: int) -> int:
+    await asyncio.sleep(0)
+    return factor * x
+
+
+class AsyncDouble:
+    """A callable object whose `__call__` is a coroutine function."""
+
+    async def __call__(self, x: int) -> int:
+        return await double(x)
+
+
+# Three shapes of coroutine function: async def, a partial of one, an object with async __call__.
+ASYNC_SHAPES = [double, functools.partial(scale, factor=2), AsyncDouble()]
+SHAPE_IDS = ["async_def", "partial", "async_call"]
+
+
+@pytest.mark.parametrize("fn", ASYNC_SHAPES, ids=SHAPE_IDS)
+@pytest.mark.parametrize("name", ["asyncio", "auto"])
+def test_every_shape_of_coroutine_function_is_awaited(name: str, fn: Any) -> None:
+    it = gearshift.imap(fn, range(6), strategy=name)
+    assert list(it) == [2 * x for x in range(6)]
+    if name == "auto":
+        assert it.choice is not None and it.choice.strategy == "asyncio"
+
+
+@pytest.mark.parametrize("fn", ASYNC_SHAPES, ids=SHAPE_IDS)
+@pytest.mark.parametrize("name", ["serial", "threads", "processes", "dask", "lithops"])
+def test_coroutine_function_on_a_non_async_strategy_is_a_usage_error(name: str, fn: Any) -> None:
+    if name in ("dask", "lithops"):
+        pytest.importorskip("distributed" if name == "dask" else "lithops")
+    for run in (gearshift.map, gearshift.imap):
+        with pytest.raises(UsageError) as info:
+            run(fn, [1], strategy=name)
+        message = str(info.value)
+        assert message.startswith("fn ") and "is a coroutine function" in message
+        assert f"strategy {name!r}" in message and "strategy='asyncio'" in message
+        assert "gearshift.amap" in message
 
 
 # ---- amap / aimap: on the caller's loop ---------------------------------------------------------
@@ -238,7 +273,10 @@ def test_cancelling_the_awaiting_task_cancels_the_work() -> None:
     threads = threading.active_count()
     asyncio.run(asyncio.wait_for(main(), 20))
     assert counter.peak == 5 and counter.now == 0 and counter.cancelled == 5
-    assert threading.active_count() <= threads  # the helper thread is gone
+    deadline = time.monotonic() + 2  # the helper thread ends right after it posts `done`
+    while threading.active_count() > threads and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() <= threads, threading.enumerate()  # the helper thread is gone
 
 
 def test_aimap_outside_an_event_loop_is_a_usage_error() -> None:

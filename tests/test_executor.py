@@ -5,8 +5,11 @@ Modelled on CPython's Lib/test/test_concurrent_futures: submit, map, shutdown, w
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures as cf
+import functools
 import time
+from typing import Any
 
 import pytest
 
@@ -25,6 +28,22 @@ def sleep_and_return(seconds: float, value: int) -> int:
 
 def raise_value_error(message: str) -> None:
     raise ValueError(message)
+
+
+async def amul(x: int, y: int) -> int:
+    await asyncio.sleep(0)
+    return x * y
+
+
+class AsyncMul:
+    """A callable object whose `__call__` is a coroutine function."""
+
+    async def __call__(self, x: int, y: int) -> int:
+        return await amul(x, y)
+
+
+# Three shapes of coroutine function: async def, a partial of one, an object with async __call__.
+ASYNC_SHAPES = [amul, functools.partial(amul), AsyncMul()]
 
 
 def test_is_a_concurrent_futures_executor(strategy: str) -> None:
@@ -48,6 +67,35 @@ def test_map_matches_builtin_map(strategy: str) -> None:
         assert list(ex.map(mul, range(10), range(10))) == list(map(mul, range(10), range(10)))
         assert list(ex.map(mul, range(10), range(10), chunksize=3)) == [x * x for x in range(10)]
         assert list(ex.map(mul, range(10), range(5), buffersize=2)) == [x * x for x in range(5)]
+
+
+@pytest.mark.parametrize("fn", ASYNC_SHAPES, ids=["async_def", "partial", "async_call"])
+def test_asyncio_map_with_chunksize_gives_the_values_of_coroutines(fn: Any) -> None:
+    squares = [x * x for x in range(7)]
+    with gearshift.Executor(3, strategy="asyncio") as ex:
+        assert list(ex.map(fn, range(7), range(7), chunksize=2)) == squares
+        assert list(ex.map(fn, range(7), range(7), chunksize=3, buffersize=2)) == squares
+        returns_coroutines = lambda x, y: amul(x, y)  # noqa: E731 - a plain fn giving awaitables
+        assert list(ex.map(returns_coroutines, range(7), range(7), chunksize=4)) == squares
+
+
+def test_coroutine_function_is_refused_where_it_cannot_run(strategy: Any) -> None:
+    if strategy == "asyncio":
+        pytest.skip("asyncio runs coroutine functions")
+    name = strategy if isinstance(strategy, str) else strategy.name
+    with gearshift.Executor(1, strategy=strategy) as ex:
+        for fn in ASYNC_SHAPES:
+            for call, args, kwargs in (
+                (ex.submit, (fn, 2, 3), {}),
+                (ex.map, (fn, [2], [3]), {}),
+                (ex.map, (fn, [2, 4], [3, 5]), {"chunksize": 2}),
+            ):
+                with pytest.raises(UsageError) as info:
+                    call(*args, **kwargs)
+                message = str(info.value)
+                assert message.startswith("fn ") and "is a coroutine function" in message
+                assert f"strategy {name!r}" in message and "strategy='asyncio'" in message
+        assert ex.submit(mul, 2, 3).result(timeout=30) == 6  # the executor is still usable
 
 
 def test_map_raises_at_the_failing_item(strategy: str) -> None:

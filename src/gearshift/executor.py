@@ -57,6 +57,7 @@ class Executor(_StdExecutor):
         return self.strategy.workers
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        self.strategy.check_callable(fn)
         return self._inner.submit(fn, *args, **kwargs)
 
     def map(
@@ -67,11 +68,18 @@ class Executor(_StdExecutor):
         chunksize: int = 1,
         buffersize: int | None = None,
     ) -> Iterator[T]:
-        """Like `concurrent.futures.Executor.map`; `chunksize` batches calls into one task."""
+        """Like `concurrent.futures.Executor.map`; `chunksize` batches calls into one task.
+
+        On asyncio `chunksize` is checked and ignored (as `ThreadPoolExecutor` ignores it): each
+        call is its own task on the loop, so coroutines are awaited and overlap.
+        """
         if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
             raise UsageError(f"chunksize must be a whole number >= 1, got {chunksize!r}")
         if buffersize is not None and (not isinstance(buffersize, int) or buffersize < 1):
             raise UsageError(f"buffersize must be None or a whole number >= 1, got {buffersize!r}")
+        self.strategy.check_callable(fn)
+        if self.strategy.runs_coroutines:
+            chunksize = 1
         end_time = None if timeout is None else timeout + time.monotonic()
         calls: Iterator[tuple[Any, ...]] = zip(*iterables, strict=False)
         task: Callable[..., Any] = fn

@@ -23,7 +23,7 @@ import cloudpickle
 
 from gearshift.errors import InitializerFailed, WorkerDied, item_error
 from gearshift.outcome import ChunkResult
-from gearshift.strategies._lithops_remote import Task, rebuild, run_remote
+from gearshift.strategies._remote import Task, rebuild, run_remote
 
 
 @dataclass(eq=False)

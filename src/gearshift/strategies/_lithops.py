@@ -1,6 +1,6 @@
 """Lithops: the same map fanned out over Lithops' FunctionExecutor (AWS Lambda, other clouds, here).
 
-Each chunk is one Lithops function call running `run_chunk` remotely (`_lithops_remote`); the
+Each chunk is one Lithops function call running `run_chunk` remotely (`_remote`); the
 bridge to `concurrent.futures` is `_lithops_executor`. Without a Lithops config, calls run on the
 localhost backend as processes of `sys.executable` (not the `python` found on PATH), so a virtual
 environment's packages are there.

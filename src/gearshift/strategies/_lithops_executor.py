@@ -26,7 +26,7 @@ from typing import Any
 
 from gearshift.errors import InitializerFailed
 from gearshift.outcome import ChunkResult
-from gearshift.strategies._lithops_remote import Task, rebuild, run_remote
+from gearshift.strategies._remote import Task, rebuild, run_remote
 from gearshift.strategies.base import Initializer
 
 POLL_SECONDS = 0.05  # how often the driver looks for calls Lithops' monitor marked ready

@@ -6,36 +6,27 @@
 
 A chunk's coroutines run one after another inside its slot; `task_timeout` cancels an overdue
 coroutine for real. Plain functions run in a thread pool of `max_workers` threads (like
-`asyncio.to_thread`); an awaitable they return is awaited on the loop.
+`asyncio.to_thread`); an awaitable they return is awaited on the loop. This module decides when
+a call runs and how the executor stops; how a call or chunk runs is `_loop_calls`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import inspect
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import CancelledError, Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from time import perf_counter
 from typing import Any
 
-from gearshift.errors import InitializerFailed, TaskTimeout, item_error
-from gearshift.outcome import ChunkResult, run_chunk, run_chunk_abandoning
+from gearshift.errors import InitializerFailed
+from gearshift.outcome import ChunkResult
+from gearshift.strategies._loop_calls import CANCEL_GRACE_SECONDS, LoopCalls
 from gearshift.strategies.base import Initializer
 
-# How long cancelled coroutines may take to unwind before the executor stops waiting for them.
-CANCEL_GRACE_SECONDS = 2.0
 _SHUT = "the executor was shut down"
-
-
-def is_async_callable(fn: object) -> bool:
-    """True for `async def` functions, partials of them and objects with `async def __call__`."""
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - the method itself is what is inspected
-    )
 
 
 class LoopExecutor(Executor):
@@ -69,6 +60,7 @@ class LoopExecutor(Executor):
             )
             self._thread.start()
         self._loop = loop
+        self._calls = LoopCalls(loop, self._threads)
         self._slots: asyncio.Semaphore | None = None
         self._ready = asyncio.run_coroutine_threadsafe(
             self._initialize(initializer, initargs), loop
@@ -86,7 +78,7 @@ class LoopExecutor(Executor):
 
     # ---- called from any thread ---------------------------------------------------------------
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        return self._schedule(lambda: self._call(fn, args, kwargs))
+        return self._schedule(lambda: self._calls.call(fn, args, kwargs))
 
     def submit_chunk(
         self,
@@ -97,7 +89,8 @@ class LoopExecutor(Executor):
         task_timeout: float | None,
     ) -> Future[ChunkResult]:
         """Run `fn` on each item in turn; the result holds every item's value or error."""
-        return self._schedule(lambda: self._chunk(fn, list(items), first_index, task_timeout))
+        chunk = list(items)
+        return self._schedule(lambda: self._calls.chunk(fn, chunk, first_index, task_timeout))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Refuse new calls; cancel the ones still waiting for a slot if asked; then stop."""
@@ -216,73 +209,6 @@ class LoopExecutor(Executor):
                 error = self._ready.exception() if self._ready.done() else None
                 call.future.set_exception(error or CancelledError(_SHUT))
         self._ended(call.future)
-
-    async def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Any) -> Any:
-        if is_async_callable(fn):
-            return await fn(*args, **kwargs)
-        value = await self._loop.run_in_executor(
-            self._threads, functools.partial(fn, *args, **kwargs)
-        )
-        return await value if inspect.isawaitable(value) else value
-
-    async def _chunk(
-        self, fn: Callable[[Any], Any], items: list[Any], first: int, timeout: float | None
-    ) -> ChunkResult:
-        if not is_async_callable(fn):
-            return await self._chunk_in_thread(fn, items, first, timeout)
-        result = ChunkResult([], [], {})
-        for pos, item in enumerate(items):
-            start = perf_counter()
-            value = None
-            try:
-                value = await _bounded(fn(item), timeout, first + pos, item)
-            except Exception as exc:
-                result.errors[pos] = exc
-            result.values.append(value)
-            result.seconds.append(perf_counter() - start)
-        return result
-
-    async def _chunk_in_thread(
-        self, fn: Callable[[Any], Any], items: list[Any], first: int, timeout: float | None
-    ) -> ChunkResult:
-        """A plain function: the whole chunk runs in one pool thread; awaitables it returned
-        (`lambda x: fetch(x)`) are then awaited here."""
-        if timeout is None:
-            call = functools.partial(run_chunk, fn, items)
-        else:
-            call = functools.partial(run_chunk_abandoning, fn, items, timeout, first)
-        result = await self._loop.run_in_executor(self._threads, call)
-        for pos, value in enumerate(result.values):
-            if pos not in result.errors and inspect.isawaitable(value):
-                start = perf_counter()
-                try:
-                    result.values[pos] = await _bounded(value, timeout, first + pos, items[pos])
-                except Exception as exc:
-                    result.values[pos] = None
-                    result.errors[pos] = exc
-                result.seconds[pos] += perf_counter() - start
-        return result
-
-
-async def _bounded(awaitable: Awaitable[Any], timeout: float | None, index: int, item: Any) -> Any:
-    """Await it; past `timeout` seconds cancel it and raise `TaskTimeout` naming the item.
-
-    A `TimeoutError` that user code raises itself stays the user's error.
-    """
-    if timeout is None:
-        return await awaitable
-    task = asyncio.ensure_future(awaitable)
-    try:
-        done, _ = await asyncio.wait({task}, timeout=timeout)
-    except BaseException:  # this chunk was cancelled: take the item's task down with it
-        task.cancel()
-        raise
-    if done:
-        return task.result()
-    task.cancel()
-    await asyncio.wait({task}, timeout=CANCEL_GRACE_SECONDS)  # let it unwind (finally blocks)
-    why = f"ran longer than task_timeout={timeout}s and was cancelled"
-    raise item_error(TaskTimeout, index, item, why, timeout=timeout)
 
 
 @dataclass(eq=False)

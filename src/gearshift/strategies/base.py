@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from typing import Any, ClassVar
 
 from gearshift._chunking import TARGET_CHUNK_SECONDS
-from gearshift.errors import UsageError
+from gearshift.errors import UsageError, short_repr
 from gearshift.outcome import ChunkResult, run_chunk, run_chunk_abandoning
 
 Initializer = Callable[..., object] | None
@@ -24,6 +26,15 @@ def check_workers(max_workers: object, argument: str = "max_workers") -> int | N
             f"{argument} must be a whole number >= 1 or None (the default), got {max_workers!r}"
         )
     return max_workers
+
+
+def is_async_callable(fn: object) -> bool:
+    """True for `async def` functions, partials of them and objects with `async def __call__`."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - the method itself is what is inspected
+    )
 
 
 class Strategy(ABC):
@@ -58,6 +69,19 @@ class Strategy(ABC):
     @property
     def workers(self) -> int:
         return self.max_workers or self.default_workers()
+
+    def check_callable(self, fn: object, argument: str = "fn") -> None:
+        """Refuse a coroutine function here unless this strategy runs coroutines: called as a
+        plain function it would only hand back un-awaited coroutine objects."""
+        if self.runs_coroutines or not is_async_callable(fn):
+            return
+        qualname = getattr(fn, "__qualname__", None)
+        name = repr(qualname) if isinstance(qualname, str) else short_repr(fn)
+        raise UsageError(
+            f"{argument} {name} is a coroutine function (async def), and strategy "
+            f"{self.name!r} calls plain functions, so it would only get un-awaited coroutines "
+            f"back: use strategy='asyncio', or from async code `await gearshift.amap(fn, items)`"
+        )
 
     @abstractmethod
     def default_workers(self) -> int:

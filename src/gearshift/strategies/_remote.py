@@ -1,7 +1,10 @@
-"""What runs inside a Lithops function: one chunk, its errors made portable, pickled for home.
+"""What runs on the remote side of Dask and Lithops: one chunk, its errors made portable, pickled.
 
-Kept apart from `_lithops` so that a Lambda imports only this, `outcome` and `errors` (and
-cloudpickle, which Lithops' runtime has): no Lithops client code, no threads.
+    home: Task(fn, items) ─► a Lithops function or a dask worker: `run_remote` ─► bytes home
+        ─► `rebuild` each item's error, the remote traceback as its `__cause__`
+
+Kept apart from `_lithops` and `_dask` so that a Lambda or a worker imports only this, `outcome`
+and `errors` (and cloudpickle, which both runtimes have): no client code, no threads.
 """
 
 from __future__ import annotations
