@@ -68,7 +68,12 @@ def consume(results: Iterator[Any], source: Counted) -> tuple[int, int]:
 
 def run_gearshift(source: Counted) -> tuple[int, int]:
     it = gearshift.imap(_workloads.add_one, iter(source), strategy="processes", max_workers=WORKERS)
-    return consume(it, source)
+    result = consume(it, source)
+    # Workers are the fork server's children: its exit reports their peak RSS (RUSAGE_CHILDREN)
+    from gearshift.strategies import _launch
+
+    _launch._stop_server()
+    return result
 
 
 def run_mp_pool(source: Counted) -> tuple[int, int]:

@@ -9,6 +9,8 @@ import sys
 import textwrap
 import threading
 import time
+import warnings
+from concurrent.futures import BrokenExecutor
 from pathlib import Path
 
 import psutil
@@ -17,7 +19,10 @@ import pytest
 import gearshift
 from _namespaces import run_without_dev_shm
 from gearshift import TaskFailed, TaskTimeout, UsageError, WorkerDied
-from gearshift.errors import RemoteError
+from gearshift.errors import RemoteError, WorkerStartFailed
+from gearshift.strategies import _launch
+from gearshift.strategies._launch import START_METHODS, default_start_method
+from gearshift.strategies._pool import ProcessPool
 
 
 def exit_on_five(x: int) -> int:
@@ -152,13 +157,29 @@ def test_script_without_main_guard_runs(tmp_path: Path) -> None:
     assert out.splitlines() == ["top level ran", "[0, 3, 6, 9]"]  # __main__ is not re-run
 
 
-def test_workers_exit_when_the_parent_is_killed(tmp_path: Path) -> None:
+def pool_processes(pid: int) -> tuple[list[psutil.Process], list[psutil.Process]]:
+    """The workers under process `pid`, and its fork server (none with start_method="spawn")."""
+    servers = [p for p in psutil.Process(pid).children() if _is_server(p)]
+    workers = [p for p in psutil.Process(pid).children(recursive=True) if p not in servers]
+    return workers, servers
+
+
+def _is_server(proc: psutil.Process) -> bool:
+    try:
+        return "_forkserver.py" in " ".join(proc.cmdline())
+    except psutil.Error:
+        return False
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_workers_exit_when_the_parent_is_killed(tmp_path: Path, method: str) -> None:
     script = tmp_path / "parent.py"
     script.write_text(
         textwrap.dedent(
-            """
+            f"""
             import time, gearshift
-            with gearshift.Executor(2, strategy="processes") as ex:
+            strategy = gearshift.Processes(start_method={method!r})
+            with gearshift.Executor(2, strategy=strategy) as ex:
                 futures = [ex.submit(time.sleep, 60) for _ in range(2)]
                 time.sleep(0.5)
                 print("ready", flush=True)
@@ -169,17 +190,82 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path: Path) -> None:
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     try:
         assert parent.stdout is not None and parent.stdout.readline().strip() == "ready"
-        workers = psutil.Process(parent.pid).children()
-        assert len(workers) == 2
+        workers, servers = pool_processes(parent.pid)
+        assert len(workers) == 2 and len(servers) == (method == "forkserver")
         parent.kill()
         parent.wait(10)
-        _, alive = psutil.wait_procs(workers, timeout=5)
+        _, alive = psutil.wait_procs(workers + servers, timeout=5)
         assert not alive
     finally:
         parent.kill()
         parent.wait()
         if parent.stdout is not None:
             parent.stdout.close()
+
+
+def exit_at_once() -> None:
+    os._exit(3)
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_a_worker_that_dies_while_starting_fails_the_pool_clearly(method: str) -> None:
+    strategy = gearshift.Processes(2, start_method=method)
+    it = gearshift.imap(abs, range(10), strategy=strategy, initializer=exit_at_once)
+    with pytest.raises(WorkerStartFailed, match="exited while starting") as info:
+        list(it)
+    assert isinstance(info.value, BrokenExecutor) and "exit code 3" in str(info.value)
+    assert it.statistics().workers_started <= 2  # it was not respawned
+
+
+def test_an_interpreter_that_cannot_start_fails_the_pool_clearly(tmp_path: Path) -> None:
+    pool = ProcessPool(1, env={"PYTHONHOME": str(tmp_path)}, start_method="spawn")
+    try:
+        future = pool.submit(abs, -1)
+        with pytest.raises(WorkerStartFailed, match="cannot start"):
+            future.result(timeout=30)
+        with pytest.raises(WorkerStartFailed):
+            pool.submit(abs, -1)
+        assert pool.statistics().workers_started == 1
+    finally:
+        pool.shutdown()
+
+
+def test_start_method_is_checked() -> None:
+    with pytest.raises(UsageError, match="start_method"):
+        gearshift.Processes(start_method="fork")
+
+
+forkserver_only = pytest.mark.skipif(
+    default_start_method() != "forkserver", reason="the fork server needs Linux pidfds"
+)
+
+
+@forkserver_only
+def test_a_killed_fork_server_is_replaced() -> None:
+    assert gearshift.map(abs, [-1], strategy="processes") == [1]
+    server = _launch._server
+    assert server is not None
+    server.popen.kill()
+    server.popen.wait()
+    assert gearshift.map(abs, [-1, -2], strategy="processes") == [1, 2]
+    assert _launch._server is not server
+
+
+@forkserver_only
+def test_a_forked_child_starts_its_own_fork_server() -> None:
+    assert gearshift.map(abs, [-1], strategy="processes") == [1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads, Python >= 3.12
+        pid = os.fork()
+    if pid == 0:  # the child: the parent's server is not its own
+        code = 1
+        try:
+            code = 0 if gearshift.map(abs, [-1, -2], strategy="processes") == [1, 2] else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert gearshift.map(abs, [-3], strategy="processes") == [3]  # ours still works
 
 
 NO_SHM_SCRIPT = """

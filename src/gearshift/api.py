@@ -11,12 +11,12 @@ Memory stays bounded: at most `2 x workers` chunks run at once and, in order, at
 from __future__ import annotations
 
 import builtins
-import inspect
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures import BrokenExecutor, Executor, Future
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
+from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any
 
 from gearshift._chunking import ChunkSizer
@@ -136,11 +136,7 @@ def imap(
             f"items must be iterable (a list, range, generator...), got {type(items).__name__}"
         ) from None
     chosen = resolve(strategy, check_workers(max_workers))
-    if inspect.iscoroutinefunction(fn) and not chosen.runs_coroutines:
-        raise UsageError(
-            f"fn {getattr(fn, '__name__', fn)!r} is a coroutine function (async def); strategy "
-            f"{chosen.name!r} calls plain functions: wrap it, e.g. lambda x: asyncio.run(fn(x))"
-        )
+    chosen.check_callable(fn)
     options = _Options(
         chunksize=check_workers(chunksize, "chunksize"),
         ordered=bool(ordered),
@@ -198,9 +194,13 @@ class MapIterator(Iterator[Any]):
             ["tasks_submitted", "tasks_done", "tasks_failed", "tasks_retried"], 0
         )
         self._gen = self._generate()
+        self._flat = chain.from_iterable(self._gen)  # chunks' values, flattened in C
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._flat
 
     def __next__(self) -> Any:
-        return next(self._gen)
+        return next(self._flat)
 
     def close(self) -> None:
         """Stop early: cancel what is queued, stop the workers."""
@@ -221,7 +221,7 @@ class MapIterator(Iterator[Any]):
             **self._counts,
         )
 
-    def _generate(self) -> Generator[Any, None, None]:
+    def _generate(self) -> Generator[list[Any], None, None]:
         opts = self._opts
         primed = self._decide() if isinstance(self._strategy, Auto) else None
         self._executor = self._strategy.executor(
@@ -239,7 +239,7 @@ class MapIterator(Iterator[Any]):
             else:
                 self._strategy.abort(self._executor)
 
-    def _decide(self) -> tuple[_Chunk, ChunkResult] | None:
+    def _decide(self) -> tuple[_Chunk, Future[ChunkResult]] | None:
         """strategy="auto": sample, choose, and return the sample as a chunk already done."""
         assert isinstance(self._strategy, Auto)
         opts = self._opts
@@ -261,23 +261,33 @@ class MapIterator(Iterator[Any]):
         return _Chunk(0, decision.items), decision.result
 
     def _drive(
-        self, executor: Executor, progress: Progress, primed: tuple[_Chunk, ChunkResult] | None
-    ) -> Iterator[Any]:
+        self,
+        executor: Executor,
+        progress: Progress,
+        primed: tuple[_Chunk, Future[ChunkResult]] | None,
+    ) -> Iterator[list[Any]]:
+        """Yields lists of results: a chunk's values in order, or those final as completed."""
         opts, workers = self._opts, self._strategy.workers
         pending: dict[Future[ChunkResult], tuple[_Chunk, list[int]]] = {}
         retry: deque[tuple[_Chunk, int]] = deque()
         waiting: deque[_Chunk] = deque()  # ordered mode: chunks not yet yielded, in input order
+        completed: SimpleQueue[Future[ChunkResult]] = SimpleQueue()  # cheaper than wait()
+
+        def track(future: Future[ChunkResult], chunk: _Chunk, positions: list[int]) -> None:
+            pending[future] = (chunk, positions)
+            future.add_done_callback(completed.put)
+
         next_index, exhausted = 0, False
-        if primed is not None:  # auto's sample ran already: its results enter as a done chunk
+        if primed is not None:  # auto's sample: its results enter as a chunk (long items running)
             chunk, measured = primed
             next_index = len(chunk.items)
-            pending[_done(measured)] = (chunk, list(range(next_index)))
+            track(measured, chunk, list(range(next_index)))
             if opts.ordered:
                 waiting.append(chunk)
         while True:
             while retry and len(pending) < IN_FLIGHT_PER_WORKER * workers:
                 chunk, pos = retry.popleft()
-                pending[self._submit(executor, chunk, [pos])] = (chunk, [pos])
+                track(self._submit(executor, chunk, [pos]), chunk, [pos])
             while (
                 not exhausted
                 and len(pending) < IN_FLIGHT_PER_WORKER * workers
@@ -291,22 +301,24 @@ class MapIterator(Iterator[Any]):
                 chunk = _Chunk(next_index, batch)
                 next_index += len(batch)
                 positions = list(range(len(batch)))
-                pending[self._submit(executor, chunk, positions)] = (chunk, positions)
+                track(self._submit(executor, chunk, positions), chunk, positions)
                 if opts.ordered:
                     waiting.append(chunk)
             while waiting and not waiting[0].open:
-                yield from waiting.popleft().values
+                yield waiting.popleft().values
             if not pending:
                 if exhausted and not retry and not waiting:
                     return
                 continue
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            done = [completed.get()]  # blocks until a chunk completes (Ctrl-C interrupts it)
+            while not completed.empty():
+                done.append(completed.get_nowait())
             for future in done:
                 chunk, positions = pending.pop(future)
                 finals = self._absorb(chunk, positions, future, retry)
                 progress.advance(len(finals))
                 if not opts.ordered:
-                    yield from (chunk.values[pos] for pos in finals)
+                    yield [chunk.values[pos] for pos in finals]
 
     def _submit(
         self, executor: Executor, chunk: _Chunk, positions: list[int]
@@ -344,6 +356,8 @@ class MapIterator(Iterator[Any]):
         """Take a finished chunk's results; returns the positions whose outcome is now final."""
         try:
             result = future.result()
+        except BrokenExecutor:  # no item's fault: the pool cannot run anything (a worker's
+            raise  # initializer failed, or workers cannot start): InitializerFailed, ...
         except Exception as exc:  # the chunk as a whole failed: every item gets that error
             n = len(positions)
             result = ChunkResult([None] * n, [0.0] * n, dict.fromkeys(range(n), exc))
@@ -373,12 +387,6 @@ class MapIterator(Iterator[Any]):
             self._counts["tasks_done"] += 1
             finals.append(pos)
         return finals
-
-
-def _done(result: ChunkResult) -> Future[ChunkResult]:
-    future: Future[ChunkResult] = Future()
-    future.set_result(result)
-    return future
 
 
 def _task_error(error: BaseException, index: int, item: Any, attempts: int) -> TaskError:

@@ -8,6 +8,7 @@
     │   ├── TaskTimeout (also TimeoutError) the item ran past task_timeout
     │   └── WorkerDied                      the process running the item died: .pid, .exitcode
     ├── InitializerFailed (also BrokenExecutor)  a worker's initializer raised: the pool is unusable
+    ├── WorkerStartFailed (also BrokenExecutor)  a worker exited before it was ready: same
     ├── ProfileError                        the work could not be measured
     └── DownloadError                       a URL could not be fetched: .url, .status
 
@@ -35,6 +36,7 @@ __all__ = [
     "TaskTimeout",
     "UsageError",
     "WorkerDied",
+    "WorkerStartFailed",
 ]
 
 _repr = reprlib.Repr()
@@ -65,6 +67,10 @@ class StrategyUnavailable(GearshiftError):
 
 class InitializerFailed(GearshiftError, BrokenExecutor):
     """A worker's `initializer` raised, so the pool cannot run anything; the cause says why."""
+
+
+class WorkerStartFailed(GearshiftError, BrokenExecutor):
+    """A worker process exited before it was ready to run tasks, so the pool cannot run any."""
 
 
 class ProfileError(GearshiftError):

@@ -2,21 +2,17 @@
 
 A job is one submission (a chunk of items, or one call) with the future that receives it; a
 piece is a contiguous run of a job's positions as sent to one worker; a worker handle is the
-child process, its end of the socket pair, its pidfd, and the pieces it holds, in order.
+worker process (a `_launch.Proc`), the pool's end of its socket, and the pieces it holds.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import pickle
-import signal
-import socket
-import subprocess
 import sys
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -25,8 +21,19 @@ from typing import Any
 import gearshift
 from gearshift.errors import RemoteTraceback, TaskErrorT, item_error
 from gearshift.outcome import ChunkResult
+from gearshift.strategies._launch import Proc, start_worker
 
-WORKER_ENV = "GEARSHIFT_WORKER"  # set in workers: how deeply pools are nested
+
+@dataclass(frozen=True)
+class Call:
+    """`fn(*args, **kwargs)` as a one-argument callable, for `submit`."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+    def __call__(self, _: object) -> Any:
+        return self.fn(*self.args, **self.kwargs)
 
 
 @dataclass(eq=False)
@@ -71,13 +78,16 @@ class Piece:
 
 @dataclass(eq=False)
 class WorkerHandle:
-    proc: subprocess.Popen[bytes]
+    proc: Proc
     conn: Connection
-    pidfd: int | None
     budget: int | None  # items it may still run (max_tasks_per_child); at 0 it retires
     ready: bool = False  # started and initialized: from now on its items' deadlines run
     pieces: deque[Piece] = field(default_factory=deque)
     fn_keys: dict[int, None] = field(default_factory=dict)
+    fd: int = field(init=False)  # the socket's descriptor, known even once it is closed
+
+    def __post_init__(self) -> None:
+        self.fd = self.conn.fileno()
 
     @property
     def retiring(self) -> bool:
@@ -93,25 +103,24 @@ def log_levels() -> dict[str, int]:
     return levels
 
 
-def spawn(
-    sys_path: list[str], initializer: bytes | None, budget: int | None, extra_env: dict[str, str]
-) -> WorkerHandle:
-    """Start a fresh interpreter running the worker loop, connected by a socket pair."""
-    parent, child = socket.socketpair()
-    env = {**os.environ, **extra_env}
-    env[WORKER_ENV] = str(int(env.get(WORKER_ENV, "0")) + 1)  # nesting depth, see Processes
+def worker_sys_path() -> list[str]:
+    """This process's sys.path for a worker, plus where gearshift lives (its errors travel)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(gearshift.__file__)))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    flags = subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]
-    command = [sys.executable, *flags, "-m", "gearshift.strategies._worker", str(child.fileno())]
-    with child:
-        proc = subprocess.Popen(
-            command, pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, env=env
-        )
-    conn = Connection(parent.detach())
-    conn.send_bytes(pickle.dumps(("init", sys_path, initializer, log_levels())))
-    pidfd = os.pidfd_open(proc.pid) if hasattr(os, "pidfd_open") else None
-    return WorkerHandle(proc, conn, pidfd, budget)
+    return list(sys.path) if root in sys.path else [*sys.path, root]
+
+
+def start(
+    method: str,
+    initializer: bytes | None,
+    budget: int | None,
+    extra_env: dict[str, str],
+    fn_bytes: bytes,
+) -> WorkerHandle:
+    """Start a worker and queue its init message (it reads it once it runs)."""
+    by_value = b"cloudpickle" in fn_bytes or b"cloudpickle" in (initializer or b"")
+    proc, conn = start_worker(method, extra_env, ("cloudpickle",) if by_value else ())
+    conn.send_bytes(pickle.dumps(("init", worker_sys_path(), initializer, log_levels())))
+    return WorkerHandle(proc, conn, budget)
 
 
 def rebuild(error: tuple[BaseException, str]) -> BaseException:
@@ -132,6 +141,4 @@ def fail(pieces: Sequence[Piece], exc: BaseException | None) -> None:
 
 
 def kill(worker: WorkerHandle) -> None:
-    if worker.proc.poll() is None:
-        with contextlib.suppress(OSError):
-            worker.proc.send_signal(signal.SIGKILL)
+    worker.proc.kill()

@@ -8,8 +8,9 @@ from concurrent.futures import Executor, Future
 from typing import Any
 
 from gearshift._cores import available_cores
+from gearshift.errors import UsageError
 from gearshift.outcome import ChunkResult
-from gearshift.strategies._handles import WORKER_ENV
+from gearshift.strategies._launch import START_METHODS, WORKER_ENV, default_start_method
 from gearshift.strategies._pool import ProcessPool
 from gearshift.strategies.base import Initializer, Strategy, check_workers
 
@@ -26,9 +27,11 @@ BLAS_THREAD_VARS = (
 class Processes(Strategy):
     """Worker processes, one per available core by default; work travels with cloudpickle.
 
-    Each worker is a fresh interpreter (`python -m gearshift.strategies._worker`), started with
-    `subprocess` — like multiprocessing's "spawn", safe when the parent has threads, and your
-    `__main__` is not re-imported, so scripts need no `if __name__ == "__main__"` guard.
+    `start_method="forkserver"` (the default on Linux): the first pool in a process starts one
+    small fork-server process, which then forks each worker in a millisecond or two.
+    `"spawn"` (the default elsewhere): each worker is a fresh interpreter. Both are safe when
+    your process has threads (plain fork is not), and neither re-imports your `__main__`, so
+    scripts need no `if __name__ == "__main__"` guard.
     """
 
     name = "processes"
@@ -42,12 +45,14 @@ class Processes(Strategy):
         *,
         max_tasks_per_child: int | None = None,
         blas_threads: int | None = None,
+        start_method: str | None = None,
     ) -> None:
         """`blas_threads` caps the threads of BLAS/OpenMP libraries in each worker (numpy, ...)
         so that workers x their threads do not oversubscribe the cores; None leaves them be."""
         super().__init__(max_workers)
         self.max_tasks_per_child = check_workers(max_tasks_per_child, "max_tasks_per_child")
         self.blas_threads = check_workers(blas_threads, "blas_threads")
+        self.start_method = _check_start_method(start_method)
 
     def worker_env(self) -> dict[str, str]:
         """Variables set in each worker: the thread caps, unless the user set them already."""
@@ -63,7 +68,12 @@ class Processes(Strategy):
         self, *, initializer: Initializer = None, initargs: tuple[Any, ...] = ()
     ) -> Executor:
         return ProcessPool(
-            self.workers, initializer, initargs, self.max_tasks_per_child, self.worker_env()
+            self.workers,
+            initializer,
+            initargs,
+            self.max_tasks_per_child,
+            self.worker_env(),
+            self.start_method,
         )
 
     def submit_chunk(
@@ -81,3 +91,19 @@ class Processes(Strategy):
     def abort(self, executor: Executor) -> None:
         assert isinstance(executor, ProcessPool)
         executor.terminate()
+
+
+def _check_start_method(start_method: str | None) -> str:
+    if start_method is None:
+        return default_start_method()
+    if start_method not in START_METHODS:
+        raise UsageError(
+            f"start_method must be one of {', '.join(map(repr, START_METHODS))} or None (the "
+            f"best available here), got {start_method!r}"
+        )
+    if start_method == "forkserver" and default_start_method() != "forkserver":
+        raise UsageError(
+            "start_method='forkserver' needs Linux >= 5.3 (pidfds), which this system lacks: "
+            "use start_method='spawn' or None"
+        )
+    return start_method

@@ -1,105 +1,186 @@
-"""The worker side of gearshift's process pool: `python -m gearshift.strategies._worker FD`.
+"""The worker side of gearshift's process pool: runs chunks sent over one duplex socket.
 
-A fresh interpreter (your `__main__` is not re-imported) that talks to its pool over one duplex
-pipe, inherited as file descriptor FD:
+Loaded by file path (see `_launch`), not as `gearshift.strategies._worker`, so a worker starts
+without importing gearshift, concurrent.futures, logging or typing: only what a task needs is
+imported, when it needs it. It talks to its pool over the socket inherited as file descriptor FD,
+with multiprocessing.connection's framing (a 4-byte length, or -1 and an 8-byte length):
 
     pool ── ("init", sys_path, initializer, log_levels) ─────────►  worker
          ── ("run", fn_key, fn_bytes | None, items_blob, report_each) ►
          ◄─ ("ready",) ───────────────────────────────────────────   initialized
          ◄─ ("done", values, seconds, errors, final) ─────────────   per item or per chunk
-         ◄─ ("fail", error) ──────────────────────────────────────   the chunk could not start
+         ◄─ ("init_failed", error) / ("fail", error) ─────────────   the initializer / a chunk
          ◄─ ("log", record) ──────────────────────────────────────   a logging record, any time
-         ── ("stop",) ────────────────────────────────────────────►  exit 0
+         ── ("stop",) ────────────────────────────────────────────►  flush and exit 0 at once
 
-A reader thread drains the pipe into a local queue, so the pool never blocks sending, and ends
-the process the moment the pipe closes: a worker cannot outlive its pool, even mid-task.
+`seconds` is the compute time of the whole message (one timer per chunk, not per item). A reader
+thread drains the socket into a local queue, so the pool never blocks sending, and ends the
+process the moment the socket closes: a worker cannot outlive its pool, even mid-task.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import logging.handlers
+import _pickle as pickle  # the C pickler alone: pickle.py would import re and more
+import _signal  # type: ignore[import-not-found]  # signal.py would import enum
 import os
-import pickle
-import queue
-import signal
 import sys
 import threading
-import traceback
-from collections.abc import Callable
-from multiprocessing.connection import Connection
-from typing import Any
+from _queue import SimpleQueue
+from struct import Struct
+from time import perf_counter
 
-import cloudpickle
-
-from gearshift.errors import RemoteError
-from gearshift.outcome import ChunkResult, run_chunk
+TYPE_CHECKING = False  # typing itself is not imported: a worker pays for what it uses
+if TYPE_CHECKING:
+    import logging
+    from collections.abc import Callable
+    from typing import Any
 
 FN_CACHE_SIZE = 8  # functions a worker keeps unpickled, oldest evicted first
-STOP = pickle.dumps(("stop",))
-READY = pickle.dumps(("ready",))
+STOP = pickle.dumps(("stop",), protocol=5)
+READY = pickle.dumps(("ready",), protocol=5)
+_SIZE, _BIG = Struct("!i"), Struct("!Q")
 
 
-def _read(conn: Connection, inbox: queue.SimpleQueue[bytes]) -> None:
-    """Move messages from the pipe to `inbox`; exit the process when the pool goes away."""
+class Channel:
+    """Length-prefixed messages over a socket's file descriptor; `send` is thread-safe."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.lock = threading.Lock()
+
+    def recv(self) -> bytearray:
+        (size,) = _SIZE.unpack(self._exactly(4))
+        if size == -1:
+            (size,) = _BIG.unpack(self._exactly(8))
+        return self._exactly(size)
+
+    def _exactly(self, n: int) -> bytearray:
+        buf = bytearray(n)
+        view, got = memoryview(buf), 0
+        while got < n:
+            read = os.readv(self.fd, [view[got:]])
+            if not read:
+                raise EOFError
+            got += read
+        return buf
+
+    def send(self, payload: bytes) -> None:
+        n = len(payload)
+        header = _SIZE.pack(n) if n <= 0x7FFFFFFF else _SIZE.pack(-1) + _BIG.pack(n)
+        with self.lock:
+            if n <= 65536:
+                self._write(header + payload)
+            else:  # no copy of a big result
+                self._write(header)
+                self._write(payload)
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+
+
+def _read(channel: Channel, inbox: SimpleQueue[bytearray]) -> None:
+    """Move messages from the socket to `inbox`; exit the process when the pool goes away."""
     try:
         while True:
-            inbox.put(conn.recv_bytes())
+            inbox.put(channel.recv())
     except (EOFError, OSError):
         os._exit(0)
 
 
+def _dumps(obj: object) -> bytes:
+    """Pickle with the standard library; cloudpickle (imported only then) for what it cannot."""
+    try:
+        return pickle.dumps(obj, protocol=5)
+    except Exception:
+        import cloudpickle
+
+        return bytes(cloudpickle.dumps(obj))
+
+
 def _portable_error(exc: BaseException) -> tuple[BaseException, str]:
     """The exception (or a picklable stand-in) and its formatted traceback."""
+    import traceback
+
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     try:
-        pickle.loads(cloudpickle.dumps(exc))
+        pickle.loads(_dumps(exc))
     except Exception:
+        from gearshift.errors import RemoteError
+
         exc = RemoteError(f"{type(exc).__module__}.{type(exc).__qualname__}", str(exc))
     return exc, text
 
 
-def _encode(result: ChunkResult, final: bool) -> bytes:
+def _encode(
+    values: list[Any], seconds: float, raised: dict[int, BaseException], final: bool
+) -> bytes:
     """Pickle a result; a value that cannot be pickled becomes that item's error, not a crash."""
-    errors = {pos: _portable_error(exc) for pos, exc in result.errors.items()}
+    errors = {pos: _portable_error(exc) for pos, exc in raised.items()}
     try:
-        return bytes(cloudpickle.dumps(("done", result.values, result.seconds, errors, final)))
+        return _dumps(("done", values, seconds, errors, final))
     except Exception:
         pass
-    values = list(result.values)
+    values = list(values)
     for pos, value in enumerate(values):
         try:
-            cloudpickle.dumps(value)
+            _dumps(value)
         except Exception as exc:
             values[pos] = None
             problem = TypeError(f"the result could not be pickled: {type(exc).__name__}: {exc}")
             errors[pos] = _portable_error(problem)
-    return bytes(cloudpickle.dumps(("done", values, result.seconds, errors, final)))
+    return _dumps(("done", values, seconds, errors, final))
 
 
-class _Sender:
-    """Sends on the pipe from any thread: results from the main one, log records from all."""
+def _run(
+    fn: Callable[[Any], Any], items: list[Any]
+) -> tuple[list[Any], float, dict[int, BaseException]]:
+    """Run `fn` on each item, one timer for all; even SystemExit is that item's error."""
+    values: list[Any] = []
+    errors: dict[int, BaseException] = {}
+    append = values.append
+    start = perf_counter()
+    for pos, item in enumerate(items):
+        try:
+            append(fn(item))
+        except BaseException as exc:
+            append(None)
+            errors[pos] = exc
+    return values, perf_counter() - start, errors
 
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self.lock = threading.Lock()
 
-    def send(self, payload: bytes) -> None:
-        with self.lock:
-            self.conn.send_bytes(payload)
+class _Logs:
+    """Sends this worker's log records to the pool, whose own handlers then emit them.
 
-    def put_nowait(self, record: logging.LogRecord) -> None:  # the queue of a QueueHandler
-        with contextlib.suppress(Exception):  # a record that cannot travel is lost, not the task
-            self.send(cloudpickle.dumps(("log", record)))
+    Installed only once a task's code has imported logging, so workers never pay for it.
+    """
 
+    def __init__(self, channel: Channel, levels: dict[str, int]) -> None:
+        self.channel, self.levels, self.on = channel, levels, False
 
-def _forward_logging(sender: _Sender, levels: dict[str, int]) -> None:
-    """Send this worker's log records to the pool, whose own handlers then emit them."""
-    root = logging.getLogger()
-    root.handlers = [logging.handlers.QueueHandler(sender)]  # type: ignore[arg-type]
-    for name, level in levels.items():
-        logging.getLogger(name or None).setLevel(level)
+    def install(self) -> None:
+        if self.on or "logging" not in sys.modules:
+            return
+        import logging
+
+        self.on = True
+        channel = self.channel
+
+        class Forward(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:  # as QueueHandler.prepare does
+                try:
+                    message = self.format(record)
+                    record = logging.makeLogRecord(record.__dict__)
+                    record.message = record.msg = message
+                    record.args = record.exc_info = record.exc_text = record.stack_info = None
+                    channel.send(_dumps(("log", record)))
+                except Exception:  # a record that cannot travel is lost, not the task
+                    pass
+
+        logging.getLogger().handlers = [Forward()]
+        for name, level in self.levels.items():
+            logging.getLogger(name or None).setLevel(level)
 
 
 def _flush() -> None:
@@ -111,52 +192,55 @@ def _flush() -> None:
             pass
 
 
-def serve(conn: Connection) -> int:
-    """Run chunks from the pool until told to stop."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the pool owner's to handle
-    inbox: queue.SimpleQueue[bytes] = queue.SimpleQueue()
-    threading.Thread(target=_read, args=(conn, inbox), daemon=True).start()
+def serve(fd: int) -> None:
+    """Run chunks from the pool until told to stop; never returns."""
+    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)  # Ctrl-C is the pool owner's to handle
+    channel = Channel(fd)
+    inbox: SimpleQueue[bytearray] = SimpleQueue()
+    threading.Thread(target=_read, args=(channel, inbox), daemon=True).start()
     pid = os.getpid()
-    sender = _Sender(conn)
     _, sys_path, initializer, log_levels = pickle.loads(inbox.get())
     sys.path[:] = sys_path
-    _forward_logging(sender, log_levels)
+    logs = _Logs(channel, log_levels)
+    logs.install()
     if initializer is not None:
         try:
-            init, initargs = cloudpickle.loads(initializer)
+            init, initargs = pickle.loads(initializer)
+            logs.install()
             init(*initargs)
         except BaseException as exc:
-            sender.send(cloudpickle.dumps(("init_failed", _portable_error(exc))))
-            return 1
-    sender.send(READY)  # task deadlines start now, not while the interpreter was starting
+            channel.send(_dumps(("init_failed", _portable_error(exc))))
+            _flush()
+            os._exit(1)
+    channel.send(READY)  # task deadlines start now, not while the interpreter was starting
     fns: dict[int, Callable[[Any], Any]] = {}
     while True:
         message = inbox.get()
         if message == STOP:
-            return 0
+            _flush()
+            os._exit(0)  # nothing to tear down: skip the interpreter's slow exit
         try:
             _, fn_key, fn_bytes, blob, report_each = pickle.loads(message)
             items = pickle.loads(blob)
             if fn_bytes is not None:
                 if len(fns) >= FN_CACHE_SIZE:  # the pool mirrors this eviction exactly
                     fns.pop(next(iter(fns)))
-                fns[fn_key] = cloudpickle.loads(fn_bytes)
+                fns[fn_key] = pickle.loads(fn_bytes)
             fn = fns[fn_key]
         except Exception as exc:  # e.g. fn's module cannot be imported here
-            sender.send(cloudpickle.dumps(("fail", _portable_error(exc))))
+            channel.send(_dumps(("fail", _portable_error(exc))))
             continue
+        logs.install()
         groups = [[item] for item in items] if report_each else [items]
         for n, group in enumerate(groups, 1):
-            result = run_chunk(fn, group, catch=BaseException)
+            values, seconds, raised = _run(fn, group)
             if os.getpid() != pid:  # the task forked and this is the child: never talk to the pool
                 os._exit(0)
             _flush()
-            sender.send(_encode(result, final=n == len(groups)))
+            logs.install()
+            channel.send(_encode(values, seconds, raised, final=n == len(groups)))
 
 
-def main() -> None:
-    sys.exit(serve(Connection(int(sys.argv[1]))))
-
-
-if __name__ == "__main__":
-    main()
+def main(argv: list[str]) -> None:
+    """Entry point (see `_launch.BOOT`): FD, the worker's end of its socket."""
+    serve(int(argv[0]))
