@@ -152,9 +152,11 @@ class Workload:
 
 def workloads(base_url: str, tmp: str) -> list[Workload]:
     """The workloads, sized on the 2-core machine this was tuned on: CPU-bound ones take ~1.2 s
-    serial; waiting-bound ones ~1 s on their best configuration (serial: far longer, cut).
+    serial; waiting-bound ones ~1 s on their best configuration (serial: far longer, cut); the
+    few-long-items ones are the size of the demos (`gearshift demo`).
     Items are built per workload, so no workload's data slows another's garbage collection."""
     fast, slow = f"{base_url}/images/0.png", f"{base_url}/images/1.png?latency=0.02&bytes=65536"
+    long_get = f"{base_url}/images/1.png?latency=0.3"
 
     def queries() -> list[Any]:
         db = os.path.join(tmp, "bench.sqlite")
@@ -189,6 +191,11 @@ def workloads(base_url: str, tmp: str) -> list[Workload]:
         Workload("big list, cheap sum", total, lists),
         Workload("big bytes, cheap op", head_sum, blobs),
         Workload("tiny x*x", square, lambda: list(range(1_500_000))),
+        # Few long items: the run is a handful of item times, so the sample must not cost one.
+        Workload("5 x 0.3 s sleep", nap, lambda: [0.3] * 5),
+        Workload("5 x 0.3 s HTTP GET", fetch, lambda: [long_get] * 5),
+        Workload("5 x 0.5 s pure Python", spin, lambda: [10_000_000] * 5),
+        Workload("8 x 0.2 s sha256", sha256, lambda: [70] * 8),
     ]
 
 

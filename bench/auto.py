@@ -112,13 +112,17 @@ def settle() -> None:
 
 
 def _children() -> list[int]:
-    """This process's children but the image server."""
+    """This process's descendants but the image server and the pools' fork server (it lives as
+    long as this process; the workers it forks are its children, so they count)."""
     import psutil
 
     pids = []
-    for child in psutil.Process().children():
+    for child in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            if child.status() != psutil.STATUS_ZOMBIE and "serve-images" not in child.cmdline():
+            line = " ".join(child.cmdline())
+            if child.status() == psutil.STATUS_ZOMBIE or "serve-images" in line:
+                continue
+            if "_forkserver.py" not in line:
                 pids.append(child.pid)
     return pids
 

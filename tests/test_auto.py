@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -11,12 +12,21 @@ import pytest
 import gearshift
 from gearshift import UsageError
 from gearshift._cores import available_cores
+from gearshift.chooser import SCALES_ON_THREADS
+from gearshift.profiler import profile_sample
 
 
 def pure_python(x: int) -> int:
     total = 0
     for i in range(200_000):
         total += i
+    return x
+
+
+def heavy(x: int) -> int:
+    """~25 ms of pure Python on an idle machine: a few dozen items are worth processes."""
+    for _ in range(3):
+        pure_python(x)
     return x
 
 
@@ -53,15 +63,13 @@ def test_no_item_runs_twice(tmp_path: Path) -> None:
     def record(x: int) -> int:
         with open(log, "a") as f:
             f.write(f"{x}\n")
-        total = 0
-        for i in range(100_000):
-            total += i
-        return x
+        return heavy(x)  # ~1.2 s in all on 2 processes, twice that serial: worth processes
 
-    it = gearshift.imap(record, range(150))
-    assert list(it) == list(range(150))
-    assert it.choice is not None and it.choice.strategy == "processes"  # sampled here, run there
-    assert sorted(int(line) for line in log.read_text().split()) == list(range(150))
+    it = gearshift.imap(record, range(100))
+    assert list(it) == list(range(100))
+    assert it.choice is not None
+    assert it.choice.strategy == "processes", it.choice.why  # sampled here, run there
+    assert sorted(int(line) for line in log.read_text().split()) == list(range(100))
 
 
 def test_sample_failures_follow_the_usual_rules() -> None:
@@ -120,3 +128,65 @@ def test_an_executor_cannot_be_auto() -> None:
 def test_empty_input_with_auto() -> None:
     assert gearshift.map(pure_python, iter(())) == []
     assert gearshift.map(pure_python, []) == []
+
+
+def test_few_long_waiting_items_all_run_at_once() -> None:
+    # 5 items of 0.3 s: the first two are measured while they run, the rest start beside them
+    lock, running = threading.Lock(), [0, 0]  # now, most at once
+
+    def slow(x: int) -> int:
+        with lock:
+            running[0] += 1
+            running[1] = max(running)
+        time.sleep(0.3)
+        with lock:
+            running[0] -= 1
+        return x
+
+    it = gearshift.imap(slow, range(5))
+    assert list(it) == list(range(5))
+    assert it.choice is not None and it.choice.strategy == "threads", it.choice
+    assert running[1] == 5  # no item waited for the sample to end
+    assert it.statistics().tasks_done == 5
+
+
+def test_long_items_are_measured_while_they_run() -> None:
+    sample = profile_sample(sleepy_long, iter([0.3] * 4), until=lambda _: True)
+    prof = sample.profile
+    assert prof.items_running >= 1 and not sample.outcome.done()
+    assert "still running" in str(prof)
+    assert prof.cpu_share < 0.5
+    assert sample.result.values == [0.3] * len(sample.items)  # waits for them
+    assert sample.outcome.done()
+
+
+def test_long_gil_bound_items_are_told_from_gil_free_ones_while_they_run() -> None:
+    sample = profile_sample(spin_long, iter([3_000_000] * 4), until=lambda _: True)
+    assert sample.profile.cpu_share > 0.6, str(sample.profile)
+    speedup = sample.profile.thread_speedup
+    assert speedup is not None and speedup < SCALES_ON_THREADS, str(sample.profile)
+    assert len(sample.result.values) == len(sample.items) >= 2
+
+
+def test_a_long_waiting_first_item_does_not_make_cpu_work_look_waiting() -> None:
+    def lazy(n: int) -> int:  # the first call waits for a (pretend) download, then all compute
+        if n == 0:
+            time.sleep(0.1)
+            return 0
+        return heavy(n)
+
+    it = gearshift.imap(lazy, [0] + [1] * 80)
+    assert list(it) == [0] + [1] * 80
+    assert it.choice is not None and it.choice.strategy == "processes", it.choice.why
+
+
+def sleepy_long(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def spin_long(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i
+    return total

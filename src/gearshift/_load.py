@@ -15,10 +15,14 @@ import time
 MAX_STEAL = 0.9  # of a CPU's time; beyond it the estimate would divide by almost nothing
 
 
-def runqueue_seconds() -> float:
-    """Seconds this thread has waited, runnable, for a CPU others held (Linux); 0.0 elsewhere."""
+def runqueue_seconds(native_id: int | None = None) -> float:
+    """Seconds a thread (default: this one) has waited, runnable, for a CPU others held (Linux).
+
+    0.0 elsewhere, and for a thread that has ended.
+    """
+    tid = threading.get_native_id() if native_id is None else native_id
     try:
-        with open(f"/proc/self/task/{threading.get_native_id()}/schedstat", "rb") as stat:
+        with open(f"/proc/self/task/{tid}/schedstat", "rb") as stat:
             return int(stat.read().split()[1]) / 1e9
     except (OSError, ValueError, IndexError, AttributeError):
         return 0.0

@@ -1,18 +1,22 @@
 """How profile()'s sample runs: items one at a time, then several at once on threads.
 
 How big the sample is (the constants below):
+  0. for map(strategy="auto"), the first item runs on a thread of its own; if it is still
+     running after _watch.LONG_SECONDS, the items are long and _watch.py samples them instead,
+     while they run: the run starts beside them.
   1. sequential: items run one at a time in the calling thread until they took SEQUENTIAL_SECONDS
      (at least MIN_SEQUENTIAL, at most MAX_SEQUENTIAL items; once they are waiting-bound,
-     WAITING_SECONDS does). The profile leaves the first item out of its averages when there are
-     others: it often pays for imports and cold caches.
+     WAITING_SECONDS does). The profile leaves the first item out of its averages when there
+     are others: it often pays for imports and cold caches.
   2. on threads, items run at once; their throughput over one thread's is `thread_speedup`.
      CPU-bound items (CPU share >= WAVE_BELOW_SHARE): about THREAD_PHASE_SECONDS x CPU share
      of work (at least one item per thread, at most MAX_SCALING items) on SCALING_THREADS
      threads, which tells GIL-holding work (1.0x) from GIL-free work (2.0x); half of it first,
      which decides when it reads clearly one or the other. Waiting-bound
      items: one wave on the width the run would use, cores x (1 + wait/CPU) threads (at most
-     MAX_WAVE, and at most half the items left), each taking ~WAVE_SECONDS of items. The wave
-     does real work at full width while it shows whether throughput still rises there.
+     MAX_WAVE, and at most half the items left, unless all of them fit in it: then the wave IS
+     the run), each taking ~WAVE_SECONDS of items. The wave does real work at full width while
+     it shows whether throughput still rises there.
      Coroutine functions skip this phase.
   3. shipping (profiler.py): a few items and results go through cloudpickle.
 A fixed sample size (`sample=N`) runs half of it on SCALING_THREADS threads, if that gives each
@@ -26,11 +30,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gearshift._cores import available_cores
 from gearshift._load import Mark
 from gearshift.errors import UsageError
+
+if TYPE_CHECKING:
+    from gearshift._watch import Watch
 
 # Tuned by bench/auto.py: ~0.1 s of sample in all keeps auto's overhead near 5% of 2 s of work.
 SEQUENTIAL_SECONDS = 0.05
@@ -63,7 +70,7 @@ class Record:
     cpu: float = 0.0
 
 
-def _timed(call: Callable[[Any], Any], item: Any) -> Record:
+def timed(call: Callable[[Any], Any], item: Any) -> Record:
     record = Record()
     cpu, wall = time.thread_time(), time.perf_counter()
     try:
@@ -75,7 +82,7 @@ def _timed(call: Callable[[Any], Any], item: Any) -> Record:
     return record
 
 
-_END = object()
+END = object()
 Pairs = list[tuple[Any, Record]]
 
 
@@ -94,6 +101,8 @@ class Phases:
     thread_speedup: float | None = None  # its throughput over one thread's
     preempted: float = 0.0
     exhausted: bool = False
+    watch: Watch | None = None  # long items (_watch.py): the sample's items, some still running
+    held: bool = False  # the first item held the GIL throughout, for long (_watch.py): enough
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,7 @@ class Limits:
     size: int | None = None  # None: adaptive
     total: int | None = None  # the wave takes at most half of the items, if known
     threads: int = MAX_WAVE
+    watch: bool = False  # long items may be handed over still running (_watch.py)
 
 
 def run_sample(
@@ -113,6 +123,12 @@ def run_sample(
     if coroutine:
         _sample_coroutines(fn, iterator, limits.size, phases)
         return phases
+    from gearshift._watch import WATCHABLE, watch_first
+
+    if limits.watch and limits.size is None and WATCHABLE:
+        phases.watch = watch_first(fn, iterator, limits, phases)
+        if phases.watch is not None or phases.exhausted or phases.held:
+            return phases
     _sequential(fn, iterator, limits.size, phases)
     if not phases.exhausted:
         _scaling(fn, iterator, limits, phases)
@@ -122,19 +138,20 @@ def run_sample(
 def _sequential(
     call: Callable[[Any], Any], iterator: Iterator[Any], size: int | None, phases: Phases
 ) -> None:
-    """Phase 1: one item at a time until the budget is spent."""
+    """Phase 1: one item at a time until the budget is spent (the first may have run already,
+    on a thread of its own: _watch.py)."""
     limit = MAX_SEQUENTIAL if size is None else size - _scaling_share(size)
     pairs = phases.taken
-    spent, cpu, budget = 0.0, 0.0, SEQUENTIAL_SECONDS
-    marks = [(Mark(), 0.0)]
+    spent, cpu, budget = sum(record.wall for _, record in pairs), 0.0, SEQUENTIAL_SECONDS
+    marks = [(Mark(), 0.0)] + [(Mark(), spent)] * len(pairs)
     while len(pairs) < limit and (
         size is not None or len(pairs) < MIN_SEQUENTIAL or spent < budget
     ):
-        item = next(iterator, _END)
-        if item is _END:
+        item = next(iterator, END)
+        if item is END:
             phases.exhausted = True
             break
-        record = _timed(call, item)
+        record = timed(call, item)
         spent += record.wall
         pairs.append((item, record))
         if len(pairs) == 1:  # the warm-up item's waits are left out with it
@@ -177,7 +194,7 @@ def _scaling(
         batch = list(islice(iterator, count))
         phases.exhausted = len(batch) < count
         if len(batch) < SCALING_THREADS:  # too few to run at once: kept, but not measured
-            phases.taken += [(item, _timed(fn, item)) for item in batch]
+            phases.taken += [(item, timed(fn, item)) for item in batch]
             return
         threads = min(threads, len(batch))
         records, speedup = _on_threads(fn, batch, own - cpu, threads)
@@ -207,8 +224,11 @@ def _phase_two_size(
         wide = round(available_cores() * own / max(cpu, 1e-9))
         threads = max(SCALING_THREADS, min(MAX_WAVE, limits.threads, wide))
         count = threads * max(1, round(WAVE_SECONDS / own))
-        if limits.total is not None:  # leave most of the work to the choice
-            count = max(SCALING_THREADS, min(count, (limits.total - taken) // 2))
+        left = None if limits.total is None else limits.total - taken
+        if left is not None and left <= threads:  # they all fit: the wave is the run
+            count = left
+        elif left is not None:  # leave most of the work to the choice
+            count = max(SCALING_THREADS, min(count, left // 2))
         return threads, count
     # CPU-bound: the phase tells whether CPU work runs in parallel; it needs CPU work to see
     per_thread = int(part * THREAD_PHASE_SECONDS * cpu / own / SCALING_THREADS / own) + 1
@@ -239,7 +259,7 @@ def _on_threads(
         mine = range(j, len(batch), n)
         try:
             for i in mine:
-                records[i] = _timed(fn, batch[i])
+                records[i] = timed(fn, batch[i])
         except BaseException as exc:  # SystemExit in a thread would vanish: re-raised below
             escaped.append(exc)
         elapsed, busy = time.perf_counter() - mark.wall, time.thread_time() - cpu

@@ -9,29 +9,32 @@ how much items differ. With the cores really available and the GIL's state, that
 How big the sample is, and why: `gearshift._sampling`. Part of the sample runs on threads at once
 (two; for waiting-bound work, as many as the run would use), so `fn` must be thread-safe. Every
 result is kept (`profile_sample`), so `map(strategy="auto")` runs no item twice: the sample only
-costs the parallelism it forgoes, ~0.1 s of work or two items' time. The target, checked by
+costs the parallelism it forgoes, ~0.1 s of work, or for long items ~25 ms (they are measured
+while they run, and the run starts beside them: _watch.py). The target, checked by
 bench/auto.py: auto's own overhead is <= 5% of the total on work of 2 s or more.
 """
 
 from __future__ import annotations
 
-import inspect
 import statistics
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from gearshift._cores import available_cores, gil_enabled
-from gearshift._sampling import MAX_WAVE, SCALING_THREADS, Limits, Pairs, run_sample
+from gearshift._sampling import MAX_WAVE, SCALING_THREADS, Limits, Phases, Record, run_sample
 from gearshift.errors import ProfileError, UsageError
 from gearshift.outcome import ChunkResult
+from gearshift.strategies.base import is_async_callable
 
 __all__ = ["Profile", "Sample", "available_cores", "profile", "profile_sample"]
 
 # Tuned by bench/auto.py: enough items to see what payloads cost, little time spent seeing it.
 SHIP_ITEMS = 8  # sampled items (and results) pickled, spread over the sample
 SHIP_SECONDS = 0.02  # ... stopping once pickling took this long
+WATCH_SECONDS = 0.05  # long items still running: how often `until` is asked again
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class Profile:
     errors: int  # sampled items that raised
     sample_seconds: float
     scaling_threads: int = SCALING_THREADS
+    items_running: int = 0  # long items still running when measured: times so far
 
     @property
     def seconds_per_item(self) -> float:
@@ -95,7 +99,11 @@ class Profile:
         total = f" of {self.items_total}" if self.items_total is not None else ""
         lines = [
             f"profile of {self.function}: {self.items_sampled}{total} items sampled in "
-            f"{self.sample_seconds:.2f} s" + (f", {self.errors} raised" if self.errors else ""),
+            f"{self.sample_seconds:.2f} s"
+            + (f", {self.errors} raised" if self.errors else "")
+            + (
+                f", {self.items_running} still running (times so far)" if self.items_running else ""
+            ),
             f"  per item: {seconds(self.wall_seconds_per_item)} wall{self._preempted()}, "
             f"{seconds(self.cpu_seconds_per_item)} CPU -> {self.cpu_share:.0%} of its time on CPU",
             f"  threads: {self.scaling_description()}",
@@ -118,6 +126,8 @@ class Profile:
         """E.g. "2 threads ran 1.0x": what the scaling phase saw, in words."""
         if self.coroutine:
             return "not measured (coroutine function)"
+        if self.thread_speedup is None and self.items_running:
+            return "not measured (long items, decided while they ran)"
         if self.thread_speedup is None:
             return "not measured (too few or too short items)"
         return f"{self.scaling_threads} threads ran {self.thread_speedup:.1f}x"
@@ -127,14 +137,20 @@ class Profile:
 class Sample:
     """A profile plus the sample's items and their results, so that no item has to run twice.
 
-    `result` holds one value per item in `items` (in order) and, in `result.errors`, the exception
-    an item raised. `exhausted` says the input ended within the sample.
+    `outcome` completes with one value per item in `items` (in order) and, in `errors`, the
+    exception an item raised; long items may still be running. `exhausted` says the input
+    ended within the sample.
     """
 
     profile: Profile
     items: list[Any]
-    result: ChunkResult
+    outcome: Future[ChunkResult]
     exhausted: bool
+
+    @property
+    def result(self) -> ChunkResult:
+        """The sample's results (waiting for items still running)."""
+        return self.outcome.result()
 
 
 def profile(
@@ -155,6 +171,7 @@ def profile_sample(
     size: int | None = None,
     total: int | None = None,
     max_threads: int | None = None,
+    until: Callable[[Profile], bool] | None = None,
 ) -> Sample:
     """Measure `fn` on the first items of `items` and keep their results.
 
@@ -162,6 +179,11 @@ def profile_sample(
     rest. `size` fixes the sample's size (None: adaptive, by the rule in `gearshift._sampling`);
     `total` is the input's length when `items` has no `len()`; `max_threads` caps how many
     items run at once (waiting-bound work runs a wave of up to MAX_WAVE).
+
+    With `until` (map(strategy="auto")), long items (_watch.py) are measured while they run,
+    and the sample returns as soon as `until(profile)` holds (or they all ended), with items
+    still running: `outcome` completes when they end. Until then, the profile is re-measured
+    every WATCH_SECONDS or when an item ends.
     """
     if not callable(fn):
         raise UsageError(f"fn must be callable, got {type(fn).__name__}: pass the function itself")
@@ -174,13 +196,45 @@ def profile_sample(
     except TypeError:
         raise UsageError(f"items must be iterable, got {type(items).__name__}") from None
     started = time.perf_counter()
-    coroutine = inspect.iscoroutinefunction(fn)
-    limits = Limits(size, total, MAX_WAVE if max_threads is None else max_threads)
+    coroutine = is_async_callable(fn)
+    limits = Limits(
+        size, total, MAX_WAVE if max_threads is None else max_threads, watch=until is not None
+    )
     phases = run_sample(fn, iterator, limits, coroutine)
-    records = phases.taken
-    if not records:
-        raise ProfileError("items is empty: profiling needs at least one item to run")
-    shipping = ship_cost(fn, records)
+    watch = phases.watch
+    if watch is None:
+        if not phases.taken:
+            raise ProfileError("items is empty: profiling needs at least one item to run")
+        prof = _profile(fn, phases, total, coroutine, started)
+        records = phases.taken
+        result = ChunkResult(
+            [r.value for _, r in records],
+            [r.wall for _, r in records],
+            {i: r.error for i, (_, r) in enumerate(records) if r.error is not None},
+        )
+        outcome: Future[ChunkResult] = Future()
+        outcome.set_result(result)
+        return Sample(prof, [item for item, _ in records], outcome, phases.exhausted)
+    prof = _profile(fn, phases, total, coroutine, started)
+    while watch.running() and until is not None and not until(prof):
+        watch.wait(WATCH_SECONDS)
+        prof = _profile(fn, phases, total, coroutine, started)
+    watch.seal()
+    items = [runner.item for runner in watch.runners]
+    return Sample(prof, items, watch.outcome, phases.exhausted)
+
+
+def _profile(
+    fn: Callable[[Any], Any], phases: Phases, total: int | None, coroutine: bool, started: float
+) -> Profile:
+    """The profile of what the sample ran (long items: as far as they got, _watch.py)."""
+    watch, running = phases.watch, 0
+    pairs: list[tuple[Any, Record | None]] = list(phases.taken)
+    if watch is not None:
+        phases.measured, phases.preempted = watch.measured()
+        pairs = [(runner.item, runner.record) for runner in watch.runners]
+        running = len(watch.running())
+    shipping = ship_cost(fn, pairs)
     measured = phases.measured
     wall = statistics.fmean(r.wall for r in measured)
     preempted = min(phases.preempted / len(measured), wall)
@@ -189,9 +243,9 @@ def profile_sample(
     if len(walls) < 2:
         walls = [r.wall for r in phases.threaded]
     variation = statistics.pstdev(walls) / max(statistics.fmean(walls), 1e-12) if walls else 0.0
-    prof = Profile(
+    return Profile(
         function=getattr(fn, "__qualname__", None) or repr(fn),
-        items_sampled=len(records),
+        items_sampled=len(pairs),
         items_total=total,
         wall_seconds_per_item=wall,
         cpu_seconds_per_item=cpu,
@@ -202,20 +256,16 @@ def profile_sample(
         cores=available_cores(),
         gil_enabled=gil_enabled(),
         coroutine=coroutine,
-        errors=sum(r.error is not None for _, r in records),
+        errors=sum(r is not None and r.error is not None for _, r in pairs),
         sample_seconds=time.perf_counter() - started,
+        items_running=running,
         **shipping,
     )
-    result = ChunkResult(
-        [r.value for _, r in records],
-        [r.wall for _, r in records],
-        {i: r.error for i, (_, r) in enumerate(records) if r.error is not None},
-    )
-    return Sample(prof, [item for item, _ in records], result, phases.exhausted)
 
 
-def ship_cost(fn: Callable[[Any], Any], pairs: Pairs) -> dict[str, Any]:
-    """Mean cloudpickle bytes and dumps+loads seconds of arguments and results, or why not."""
+def ship_cost(fn: Callable[[Any], Any], pairs: list[tuple[Any, Record | None]]) -> dict[str, Any]:
+    """Mean cloudpickle bytes and dumps+loads seconds of arguments and results (of the items
+    that ended), or why they cannot travel."""
     import cloudpickle
 
     sizes: dict[str, list[float]] = {"in": [], "out": []}
@@ -229,7 +279,9 @@ def ship_cost(fn: Callable[[Any], Any], pairs: Pairs) -> dict[str, Any]:
         unpicklable = f"the function: {type(exc).__name__}: {exc}"
     for index in range(0, len(pairs), step):
         item, record = pairs[index]
-        targets = [("in", item)] + ([("out", record.value)] if record.error is None else [])
+        targets = [("in", item)]
+        if record is not None and record.error is None:  # it ended, with a result
+            targets.append(("out", record.value))
         for direction, obj in targets:
             start = time.perf_counter()
             try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +53,7 @@ class Decision:
     strategy: Strategy
     choice: Choice
     items: list[Any] = field(default_factory=list)
-    result: ChunkResult | None = None
+    result: Future[ChunkResult] | None = None  # long items may still be running (_watch.py)
     remaining: int | None = None
 
 
@@ -70,8 +70,8 @@ def decide(
     Without `in_process_sample` (the work needs an initializer or a task timeout, which the
     in-process sample cannot honour) nothing is sampled and the work goes to processes.
     """
-    from gearshift.chooser import Choice, choose
-    from gearshift.profiler import profile_sample
+    from gearshift.chooser import WAITING_BOUND_SHARE, Choice, choose
+    from gearshift.profiler import Profile, profile_sample
 
     cores = available_cores()
     if total == 0:
@@ -79,14 +79,23 @@ def decide(
     if not in_process_sample:
         why = "an initializer or task_timeout is set: processes honour both without a sample"
         return _build(auto, Choice("processes", cores, 1, float("nan"), why), cores)
+
+    def settled(prof: Profile) -> bool:
+        """Long CPU-bound items still running look shorter than they are: while the choice is
+        serial, what more of their time shows may still make processes pay for their start."""
+        left = None if total is None else total - prof.items_sampled
+        if prof.cpu_share < WAITING_BOUND_SHARE or (left is not None and left <= 1):
+            return True
+        return choose(prof, remaining=left).strategy != "serial"
+
     try:
-        sample = profile_sample(fn, items, total=total, max_threads=auto.max_workers)
+        sample = profile_sample(fn, items, total=total, max_threads=auto.max_workers, until=settled)
     except ProfileError:  # the input was empty
         return _build(auto, Choice("serial", 1, 1, 1.0, "no items: nothing to run"), cores)
     remaining = None if total is None else total - len(sample.items)
     choice = choose(sample.profile, remaining=remaining)
     decision = _build(auto, choice, cores)
-    return Decision(decision.strategy, choice, sample.items, sample.result, remaining)
+    return Decision(decision.strategy, choice, sample.items, sample.outcome, remaining)
 
 
 def _build(auto: Auto, choice: Choice, cores: int) -> Decision:
