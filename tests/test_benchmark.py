@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 import gearshift
+from gearshift import Processes
 from gearshift.benchmark import (
     NOISY_SPREAD,
     BenchResult,
     Measurement,
-    auto_available,
     bench,
     machine,
 )
@@ -61,21 +61,28 @@ def test_bench_measures_each_strategy_and_width() -> None:
 
 
 def test_auto_runs_once_and_says_what_it_chose() -> None:
-    assert auto_available()
     result = bench(abs, range(8), strategies=("auto",), workers=(1, 2), repeat=1, warmup=False)
     (auto,) = [m for m in result.measurements if m.strategy == "auto"]
     assert auto.label.startswith("auto -> ") and auto.note.startswith("auto chose ")
     assert isinstance(auto.workers, int) and f" x{auto.workers}" in auto.label
-    assert not result.skipped
 
 
-def test_without_auto_the_run_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    import gearshift.benchmark
+def test_auto_runs_that_chose_differently_are_judged_against_the_widest_ideal() -> None:
+    from types import SimpleNamespace
 
-    monkeypatch.setattr(gearshift.benchmark, "auto_available", lambda: False)
-    result = bench(abs, range(3), strategies=("threads", "auto"), workers=(1,), repeat=1)
-    assert [m.strategy for m in result.measurements] == ["serial", "threads"]
-    assert result.skipped[0].startswith("auto: not in this version")
+    from gearshift._measure import auto_row
+
+    def choice(strategy: str, workers: int) -> SimpleNamespace:
+        return SimpleNamespace(strategy=strategy, max_workers=workers, why="measured")
+
+    def ideal(w: int | None) -> float:
+        return float(min(w or 2, 2))
+
+    mixed = auto_row((1.0, 1.0), [choice("processes", 2), choice("serial", 1)], 1.5, ideal)
+    assert mixed.label == "auto -> processes x2 / serial x1" and mixed.workers is None
+    assert mixed.ideal_speedup == 2.0 and mixed.efficiency == 0.75
+    same = auto_row((1.0,), [choice("threads", 1)], 1.0, ideal)
+    assert same.workers == 1 and same.ideal_speedup == 1.0
 
 
 def test_bench_result_is_json_with_the_documented_keys() -> None:
@@ -91,7 +98,6 @@ def test_bench_result_is_json_with_the_documented_keys() -> None:
         "warmup",
         "machine",
         "measurements",
-        "skipped",
         "noisy",
         "noisy_threshold",
         "best",
@@ -169,7 +175,7 @@ def test_machine_facts() -> None:
 
     facts = machine()
     assert facts.cores == available_cores()
-    assert facts.start_method == "subprocess (fresh interpreter)"
+    assert facts.start_method == Processes().start_method
     assert facts.gil.startswith("enabled") or facts.gil.startswith("disabled")
     assert facts.load_before is not None and facts.load_before >= 0  # Linux has getloadavg
     assert facts.python.endswith(
@@ -238,9 +244,8 @@ def test_cli_chart_is_a_png_of_the_documented_size(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     chart = tmp_path / "sub" / "scaling.png"
-    assert (
-        main(["bench", "math:factorial", "--items", "range(20)", *FAST, "--chart", str(chart)]) == 0
-    )
+    argv = ["bench", "math:factorial", "--items", "range(20)", *FAST, "--chart", str(chart)]
+    assert main([*argv, "--strategies", "serial,threads,auto"]) == 0  # auto: a star at its width
     assert png_size(chart) == expected_png_size()
     assert f"chart: {chart}" in capsys.readouterr().out.replace("\n", "")
 

@@ -11,33 +11,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from gearshift.errors import GearshiftError, ProfileError, UsageError, short_repr
+from gearshift.errors import ProfileError, short_repr
 
 if TYPE_CHECKING:
     from gearshift.benchmark import Measurement
 
 Progress = Callable[[str], None]
-
-
-def auto_available() -> bool:
-    """True once `strategy="auto"` is accepted by gearshift.map (it lands in a later release)."""
-    from gearshift.api import imap
-    from gearshift.strategies import resolve
-
-    try:
-        resolve("auto")
-        return True
-    except UsageError:
-        pass
-    except GearshiftError:
-        return True
-    try:
-        imap(abs, [], strategy="auto").close()  # checks the arguments; starts no work
-    except UsageError:
-        return False
-    except GearshiftError:
-        return True
-    return True
 
 
 def run_auto(fn: Callable[[Any], Any], items: list[Any], choices: list[Any]) -> list[Any]:
@@ -56,10 +35,14 @@ def auto_row(
     base: float,
     ideal: float | Callable[[int | None], float],
 ) -> Measurement:
-    """The auto row: labelled with what it chose (every choice, if runs differed), and why."""
+    """The auto row: labelled with what it chose (every choice, if runs differed), and why.
+
+    Runs that chose different widths have no one width: workers is None and the ideal is the
+    machine's best (`ideal(None)`), never the narrowest choice's."""
     picked = [c for c in choices if c is not None]
     names = sorted({f"{c.strategy} x{c.max_workers}" for c in picked})
-    workers = picked[-1].max_workers if picked else None
+    widths = {c.max_workers for c in picked}
+    workers = widths.pop() if len(widths) == 1 else None
     label = f"auto -> {' / '.join(names)}" if names else "auto"
     note = f"auto chose {' / '.join(names)}: {picked[-1].why}" if picked else ""
     best = ideal(workers) if callable(ideal) else ideal

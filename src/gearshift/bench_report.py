@@ -95,8 +95,6 @@ def render_bench(result: BenchResult, console: Console) -> None:
     )
     console.print(table)
     console.print(machine_line(result.machine), style="dim")
-    for note in result.skipped:
-        console.print(f"skipped {note}", style="dim")
     for m in result.measurements:
         if m.note:
             console.print(m.note)

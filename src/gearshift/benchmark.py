@@ -18,11 +18,12 @@ import platform
 import statistics
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from gearshift._measure import Progress, auto_available, auto_row, check_same, run_auto, time_runs
+from gearshift._measure import Progress, auto_row, check_same, run_auto, time_runs
 from gearshift.errors import UsageError, short_repr
+from gearshift.strategies._launch import default_start_method
 
 __all__ = ["NOISY_SPREAD", "BenchResult", "Machine", "Measurement", "bench", "machine"]
 
@@ -34,7 +35,6 @@ NOISY_SPREAD = 0.25
 # A 1-minute load average above this many runnable processes per core when a run starts means
 # other programs were busy: every row is slowed alike, which the spread cannot see.
 BUSY_LOAD_PER_CORE = 0.5
-START_METHOD = "subprocess (fresh interpreter)"  # how gearshift's Processes start their workers
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,6 @@ class BenchResult:
     warmup: bool
     machine: Machine
     measurements: tuple[Measurement, ...]
-    skipped: tuple[str, ...] = field(default=())  # strategies that could not run here, and why
 
     @property
     def serial(self) -> Measurement:
@@ -126,7 +125,6 @@ class BenchResult:
             "warmup": self.warmup,
             "machine": asdict(self.machine),
             "measurements": [m.to_dict() for m in self.measurements],
-            "skipped": list(self.skipped),
             "noisy": self.noisy,
             "noisy_threshold": NOISY_SPREAD,
             "busy": self.machine.busy,
@@ -146,7 +144,7 @@ def machine() -> Machine:
         cores=available_cores(),
         python=f"{platform.python_implementation()} {platform.python_version()}",
         gil=gil,
-        start_method=START_METHOD,
+        start_method=default_start_method(),  # how Processes start their workers here
         platform=platform.platform(terse=True),
         cpu=_cpu_model(),
         load_before=os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
@@ -177,8 +175,8 @@ def bench(
     """Time `gearshift.map(fn, items)` on each strategy x worker count, side by side.
 
     Serial always runs (once, at 1 worker): it is the baseline of every speedup and the reference
-    every other result must equal. `auto` runs once, with the width it picks, if this gearshift
-    has it. `progress`, if given, is called with a short note before each run.
+    every other result must equal. `auto` runs once, with the width it picks. `progress`, if
+    given, is called with a short note before each run.
     """
     from gearshift.api import map as gmap
     from gearshift.strategies import resolve
@@ -196,16 +194,9 @@ def bench(
     widths = sorted({check_workers(w, "workers") or 1 for w in workers})
     if not widths:
         raise UsageError("workers is empty: give worker counts such as (1, 2, 4, 8)")
-    names, skipped = [], []
-    for name in dict.fromkeys(strategies):  # unique, in the given order
-        if name == "auto":
-            if auto_available():
-                names.append(name)
-            else:
-                skipped.append("auto: not in this version of gearshift yet; it joins when it is")
-        elif name != "serial":
-            resolve(name)  # UsageError naming the valid strategies
-            names.append(name)
+    names = [name for name in dict.fromkeys(strategies) if name != "serial"]  # unique, in order
+    for name in names:
+        resolve(name)  # UsageError naming the valid strategies
     facts = machine()
 
     def ideal(w: int | None) -> float:
@@ -261,5 +252,4 @@ def bench(
         warmup=warmup,
         machine=facts,
         measurements=tuple(rows),
-        skipped=tuple(skipped),
     )

@@ -102,8 +102,6 @@ def render_demo(result: DemoResult, console: Console) -> None:
             console.print(sentence)
         noise_warnings(exp.measurements, console)
         console.print()
-    for note in result.skipped:
-        console.print(f"Skipped {note}.", style="dim")
     console.print(machine_line(result.machine), style="dim")
     busy_warning(result.machine, console)
 
@@ -115,16 +113,10 @@ def explain_cpu(exp: Experiment, machine: Machine) -> list[str]:
     assert serial is not None and threads is not None and mp is not None and mine is not None
     tasks, cores = exp.params["tasks"], machine.cores
     ceiling = serial.median / exp.ideal_seconds
+    best = max(mp.efficiency, mine.efficiency)
     lines = [
-        f"Serial: {serial.median:.2f} s for {tasks} sums, one after another."
-        + (
-            f" Threads: {threads.median:.2f} s ({threads.speedup:.2f}x). The GIL lets one thread "
-            "at a time run Python code, so the threads took turns: concurrency (interleaving), "
-            "not parallelism. Threads do not speed up pure-Python computation."
-            if "enabled" in machine.gil
-            else f" Threads: {threads.median:.2f} s ({threads.speedup:.2f}x): this Python runs "
-            "without the GIL, so threads computed in parallel."
-        ),
+        f"Serial: {serial.median:.2f} s for {tasks} sums, one after another. "
+        + _threads_on_cpu(threads, machine),
         f"Processes: {mp.median:.2f} s ({mp.speedup:.2f}x) with multiprocessing.Process as in "
         f"the source, {mine.median:.2f} s ({mine.speedup:.2f}x) with gearshift. Each process "
         "has its own interpreter and its own GIL, so the sums ran at the same time: parallelism.",
@@ -133,15 +125,20 @@ def explain_cpu(exp: Experiment, machine: Machine) -> list[str]:
         lines.append(
             f"Why not {tasks}x? This machine has {cores} core{'s' * (cores > 1)}: {tasks} "
             f"processes share them, so the best possible is {ceiling:g}x ({exp.ideal_seconds:.2f} "
-            f's). The source\'s "nearly five times faster" needs five idle cores. The best '
-            f"process row reached {max(mp.efficiency, mine.efficiency):.0%} of the ceiling; the "
-            f"rest went to starting {tasks} interpreters and sending them the work."
+            f's). The source\'s "nearly five times faster" needs five idle cores. '
+            + _reached("The best process row", best, "the ceiling")
+            + (
+                f"; the rest went to starting {tasks} interpreters and sending them the work."
+                if best <= 1
+                else "."
+            )
         )
     else:
         lines.append(
             f"With {cores} cores, each of the {tasks} processes can have its own: the ceiling "
-            f"is {ceiling:g}x ({exp.ideal_seconds:.2f} s); the best process row reached "
-            f"{max(mp.efficiency, mine.efficiency):.0%} of it, the rest is start-up."
+            f"is {ceiling:g}x ({exp.ideal_seconds:.2f} s). "
+            + _reached("The best process row", best, "it")
+            + ("; the rest is start-up." if best <= 1 else ".")
         )
     if auto is not None:
         lines.append(_auto_sentence(auto, "the ceiling"))
@@ -164,14 +161,42 @@ def explain_io(exp: Experiment) -> list[str]:
         "gearshift's threads. A thread waiting on a socket releases the GIL, so the waits "
         "overlap: concurrency, on one core. No parallelism is needed.",
         f"The ideal is one download's time with all of them in flight: {exp.ideal_seconds:.2f} s "
-        f"(the slowest single download). Threads reached "
-        f"{max(queued.efficiency, threads.efficiency):.0%} of it.",
+        "(the slowest single download). "
+        + _reached("Threads", max(queued.efficiency, threads.efficiency), "it")
+        + ".",
         f"Processes overlap the waits too ({procs.median:.2f} s, {procs.speedup:.1f}x) but first "
         f"start {count} interpreters: for waiting, threads are the cheaper tool.",
     ]
     if auto is not None:
         lines.append(_auto_sentence(auto, "the ideal"))
     return lines
+
+
+def _threads_on_cpu(threads: Measurement, machine: Machine) -> str:
+    """Threads summing: the GIL serialises them (a speedup above 1.1x is then a slowed serial)."""
+    measured = f"Threads: {threads.median:.2f} s ({threads.speedup:.2f}x)"
+    if "enabled" not in machine.gil:
+        return f"{measured}: this Python runs without the GIL, so threads computed in parallel."
+    noise = (
+        f" The {threads.speedup:.2f}x measured here is other programs slowing the serial runs, "
+        "not parallelism."
+    )
+    return (
+        f"{measured}. The GIL lets one thread at a time run Python code, so the threads took "
+        "turns: concurrency (interleaving), not parallelism. Threads do not speed up pure-Python "
+        "computation." + (noise if threads.speedup > 1.1 else "")
+    )
+
+
+def _reached(who: str, efficiency: float, ideal: str) -> str:
+    """`who reached 80% of ideal`; above 100% (a slowed baseline, not a faster program), says so."""
+    if efficiency <= 1:
+        return f"{who} reached {efficiency:.0%} of {ideal}"
+    return (
+        f"{who} measured {efficiency:.0%} of {ideal}, more than this machine allows: other "
+        "programs slowed the serial runs more than the others, so the speedups overstate. Run "
+        "again on a quiet machine"
+    )
 
 
 def _auto_sentence(auto: Measurement, ideal: str) -> str:

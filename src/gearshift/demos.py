@@ -4,7 +4,7 @@
     │           source's way) | gearshift processes x5 | auto     results checked: n(n+1)/2 x 5
     └─────────► io_experiment(urls) from a local ImageServer (or --url): serial | 5 threads on a
                 queue.Queue (the source's way) | gearshift threads x5 | processes x5 | auto
-      each row: `repeat` timed runs (benchmark.time_runs) ─► Measurement ─► Experiment ─► DemoResult
+      each row: `repeat` timed runs (_measure.time_runs) ─► Measurement ─► Experiment ─► DemoResult
 
 The tasks themselves, written the source's way, are in `demo_tasks`. The I/O rows write to a
 temporary directory that is removed afterwards.
@@ -71,7 +71,6 @@ class DemoResult:
     machine: Machine
     experiments: tuple[Experiment, ...]
     repeat: int
-    skipped: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,7 +78,6 @@ class DemoResult:
             "machine": asdict(self.machine),
             "repeat": self.repeat,
             "experiments": [e.to_dict() for e in self.experiments],
-            "skipped": list(self.skipped),
         }
 
 
@@ -87,7 +85,6 @@ def cpu_experiment(
     n: int,
     *,
     repeat: int,
-    auto: bool,
     warmup: bool = False,
     progress: Progress | None = None,
     facts: Machine | None = None,
@@ -97,7 +94,7 @@ def cpu_experiment(
     rows = [
         _Row("serial (a for loop, as in the source)", "serial", 1,
              lambda: [sum_all_numbers(n) for _ in range(TASKS)]),
-        *_gearshift_rows(sum_all_numbers, lambda: [n] * TASKS, TASKS, auto),
+        *_gearshift_rows(sum_all_numbers, lambda: [n] * TASKS, TASKS),
     ]  # fmt: skip
     source_way = f"{TASKS} processes (multiprocessing.Process, as in the source)"
     rows.insert(
@@ -122,7 +119,6 @@ def io_experiment(
     urls: Sequence[str],
     *,
     repeat: int,
-    auto: bool,
     warmup: bool = False,
     progress: Progress | None = None,
     params: dict[str, Any] | None = None,
@@ -148,7 +144,7 @@ def io_experiment(
             _Row("serial (one after another, as in the source)", "serial", 1, serial),
             _Row(f"{width} threads (queue of workers, as in the source)", "threading+queue.Queue",
                  width, lambda: download_with_thread_queue(jobs(), width)),
-            *_gearshift_rows(fetch, jobs, width, auto),
+            *_gearshift_rows(fetch, jobs, width),
         ]  # fmt: skip
 
         def ideal(serial_median: float) -> float:
@@ -177,7 +173,7 @@ class _Row(NamedTuple):
 
 
 def _gearshift_rows(
-    fn: Callable[[Any], Any], items: Callable[[], list[Any]], width: int, auto: bool
+    fn: Callable[[Any], Any], items: Callable[[], list[Any]], width: int
 ) -> list[_Row]:
     """gearshift's threads and processes at `width`, one item per task as in the source; auto."""
     from gearshift.api import map as gmap
@@ -185,15 +181,12 @@ def _gearshift_rows(
     def run(strategy: str, w: int) -> Callable[[], Any]:
         return lambda: gmap(fn, items(), strategy=strategy, max_workers=w, chunksize=1)
 
-    rows = [
+    choices: list[Any] = []
+    return [
         _Row(f"{width} threads (gearshift)", "threads", width, run("threads", width)),
         _Row(f"{width} processes (gearshift)", "processes", width, run("processes", width)),
+        _Row("auto", "auto", None, lambda: run_auto(fn, items(), choices), choices),
     ]
-    if auto:
-        choices: list[Any] = []
-        auto_run = lambda: run_auto(fn, items(), choices)  # noqa: E731
-        rows.append(_Row("auto", "auto", None, auto_run, choices))
-    return rows
 
 
 def _measure(
@@ -246,7 +239,6 @@ def run_demo(
     progress: Progress | None = None,
 ) -> DemoResult:
     """Both experiments (or one): the I/O one against a local ImageServer unless `urls` given."""
-    from gearshift._measure import auto_available
     from gearshift.imageserver import ImageServer
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -256,15 +248,11 @@ def run_demo(
     for url in urls or ():
         if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
             raise UsageError(f"url {url!r} is not http:// or https://: give a web address")
-    auto = auto_available()
-    skipped = () if auto else ("auto: not in this version of gearshift yet; it joins when it is",)
     facts, experiments = machine(), []  # the load average is taken before any work starts
     if cpu:
-        experiments.append(
-            cpu_experiment(n, repeat=repeat, auto=auto, progress=progress, facts=facts)
-        )
+        experiments.append(cpu_experiment(n, repeat=repeat, progress=progress, facts=facts))
     if io and urls:
-        experiments.append(io_experiment(urls, repeat=repeat, auto=auto, progress=progress))
+        experiments.append(io_experiment(urls, repeat=repeat, progress=progress))
     elif io:
         server = ImageServer(
             count=TASKS, size_bytes=size_bytes, latency=latency, bandwidth=bandwidth
@@ -277,8 +265,6 @@ def run_demo(
                 "bandwidth": bandwidth,
             }
             experiments.append(
-                io_experiment(
-                    server.urls, repeat=repeat, auto=auto, progress=progress, params=settings
-                )
+                io_experiment(server.urls, repeat=repeat, progress=progress, params=settings)
             )
-    return DemoResult(facts, tuple(experiments), repeat, skipped)
+    return DemoResult(facts, tuple(experiments), repeat)

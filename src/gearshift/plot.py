@@ -143,7 +143,7 @@ def _short(m: Measurement) -> str:
 
 def plot_bench(result: BenchResult, path: str | Path) -> Path:
     """Speedup vs workers per strategy, with fastest..slowest error bars, the ideal for CPU-bound
-    work (min(workers, cores)) and serial and auto as horizontal lines."""
+    work (min(workers, cores)), serial as a horizontal line and auto as a star at its width."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
     try:
@@ -151,22 +151,23 @@ def plot_bench(result: BenchResult, path: str | Path) -> Path:
         widths = sorted({m.workers for m in result.measurements if m.workers} | {1})
         ax.plot(widths, [min(w, cores, result.items) for w in widths], "--", color="black",
                 lw=1.2, label=f"ideal for CPU-bound work: min(workers, {cores} cores)")  # fmt: skip
-        ax.plot(widths, widths, ":", color="gray", lw=1,
+        ax.plot(widths, [min(w, result.items) for w in widths], ":", color="gray", lw=1,
                 label="linear: work that waits (I/O) can go past the cores")  # fmt: skip
         ax.axhline(1.0, color=_COLOURS["serial"], lw=1, label="serial (1.00x)")
         for name in dict.fromkeys(m.strategy for m in result.measurements):
             rows = [m for m in result.measurements if m.strategy == name]
             colour = _COLOURS.get(name)
-            if name == "auto":
-                auto = rows[0]
-                ax.axhline(auto.speedup, color=colour, ls="-.", lw=1.5,
-                           label=f"{auto.label} ({auto.speedup:.2f}x)")  # fmt: skip
-            elif name != "serial":
+            if name == "auto" and rows[0].workers is None:  # no choice recorded: a level
+                ax.axhline(rows[0].speedup, color=colour, ls="-.", lw=1.5,
+                           label=f"{rows[0].label} ({rows[0].speedup:.2f}x)")  # fmt: skip
+            elif name != "serial":  # auto: one star at the width it chose
                 xs = [m.workers for m in rows]
                 ys = [m.speedup for m in rows]
                 err = [[m.speedup - base / max(m.seconds) for m in rows],
                        [base / min(m.seconds) - m.speedup for m in rows]]  # fmt: skip
-                ax.errorbar(xs, ys, yerr=err, fmt="-o", color=colour, capsize=3, label=name)
+                star = {"fmt": "*", "ms": 14, "label": f"{rows[0].label} ({rows[0].speedup:.2f}x)"}
+                style = star if name == "auto" else {"fmt": "-o", "label": name}
+                ax.errorbar(xs, ys, yerr=err, color=colour, capsize=3, zorder=3, **style)
         ax.set_xscale("log", base=2)
         ax.set_xticks(widths, [str(w) for w in widths])
         ax.set_ylim(bottom=0)
