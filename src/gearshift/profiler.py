@@ -2,7 +2,7 @@
 
 Per item: wall time and the CPU time of the running thread (their ratio is the CPU share); whether
 the work scales on threads (C code that releases the GIL does, pure Python does not); what the
-argument and the result cost to ship to another process (cloudpickle bytes, dumps+loads seconds);
+argument and the result cost to ship to another process (pickled bytes, dumps+loads seconds);
 how much items differ. With the cores really available and the GIL's state, that is what
 `choose()` decides on.
 
@@ -16,6 +16,7 @@ bench/auto.py: auto's own overhead is <= 5% of the total on work of 2 s or more.
 
 from __future__ import annotations
 
+import pickle
 import statistics
 import time
 from collections.abc import Callable, Iterable
@@ -24,6 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from gearshift._cores import available_cores, gil_enabled
+from gearshift._pickling import dumps
 from gearshift._sampling import MAX_WAVE, SCALING_THREADS, Limits, Phases, Record, run_sample
 from gearshift.errors import ProfileError, UsageError
 from gearshift.outcome import ChunkResult
@@ -34,6 +36,7 @@ __all__ = ["Profile", "Sample", "available_cores", "profile", "profile_sample"]
 # Tuned by bench/auto.py: enough items to see what payloads cost, little time spent seeing it.
 SHIP_ITEMS = 8  # sampled items (and results) pickled, spread over the sample
 SHIP_SECONDS = 0.02  # ... stopping once pickling took this long
+SHIP_BATCH = 1000  # at most, timed together (a chunk of tiny items is this size or more)
 WATCH_SECONDS = 0.05  # long items still running: how often `until` is asked again
 
 
@@ -48,7 +51,7 @@ class Profile:
     cpu_seconds_per_item: float  # CPU time of the thread running the item
     preempted_seconds_per_item: float  # runnable, but other processes held the CPUs (load)
     thread_speedup: float | None  # throughput on SCALING_THREADS threads / on one; None: unmeasured
-    payload_bytes_in: float  # mean cloudpickle size of an argument
+    payload_bytes_in: float  # mean pickled size of an argument (_pickling.dumps)
     payload_bytes_out: float  # ... and of a result
     ship_seconds_in: float  # mean dumps+loads seconds of an argument
     ship_seconds_out: float  # ... and of a result
@@ -264,12 +267,12 @@ def _profile(
 
 
 def ship_cost(fn: Callable[[Any], Any], pairs: list[tuple[Any, Record | None]]) -> dict[str, Any]:
-    """Mean cloudpickle bytes and dumps+loads seconds of arguments and results (of the items
-    that ended), or why they cannot travel."""
+    """Mean pickled bytes and dumps+loads seconds of arguments and results (of the items that
+    ended), as process workers get them, or why they cannot travel."""
     import cloudpickle
 
     sizes: dict[str, list[float]] = {"in": [], "out": []}
-    times: dict[str, list[float]] = {"in": [], "out": []}
+    shipped: dict[str, list[Any]] = {"in": [], "out": []}
     unpicklable = None
     step = max(1, len(pairs) // SHIP_ITEMS)
     spent = 0.0
@@ -285,25 +288,60 @@ def ship_cost(fn: Callable[[Any], Any], pairs: list[tuple[Any, Record | None]]) 
         for direction, obj in targets:
             start = time.perf_counter()
             try:
-                data = cloudpickle.dumps(obj)
-                cloudpickle.loads(data)
+                data = dumps(obj)
+                pickle.loads(data)
             except Exception as exc:
                 what = "an argument" if direction == "in" else "a result"
                 unpicklable = unpicklable or f"{what} (item {index}): {type(exc).__name__}: {exc}"
                 continue
-            took = time.perf_counter() - start
-            spent += took
+            spent += time.perf_counter() - start
             sizes[direction].append(len(data))
-            times[direction].append(took)
+            shipped[direction].append(obj)
         if spent >= SHIP_SECONDS:
             break
+    # Cheap objects are timed together, as many as SHIP_SECONDS allows: one call's own cost
+    # would otherwise swamp theirs (and the timer's resolution, theirs)
+    each = spent / max(1, len(shipped["in"]) + len(shipped["out"]))
+    many = pairs[:: max(1, len(pairs) // min(SHIP_BATCH, int(SHIP_SECONDS / max(each, 1e-9))))]
+    everything = {
+        "in": [item for item, _ in many],
+        "out": [r.value for _, r in many if r is not None and r.error is None],
+    }
     return {
         "payload_bytes_in": _mean(sizes["in"]),
         "payload_bytes_out": _mean(sizes["out"]),
-        "ship_seconds_in": _mean(times["in"]),
-        "ship_seconds_out": _mean(times["out"]),
+        "ship_seconds_in": _per_object(everything["in"], shipped["in"]),
+        "ship_seconds_out": _per_object(everything["out"], shipped["out"]),
         "unpicklable": unpicklable,
     }
+
+
+def _per_object(objects: list[Any], picklable: list[Any]) -> float:
+    """dumps+loads seconds an object adds to a chunk that carries it (of `objects`, or of
+    `picklable` if some of them cannot travel).
+
+    Objects travel in chunks, pickled as _pickling.dumps does: a pickle call's own cost (some
+    us, 10x an int's x*x) is paid per chunk, which the chooser counts as PROCESS_CHUNK_SECONDS.
+    Timed alone, tiny items looked 50x too dear to ship (bench/auto.py, tiny x*x: serial
+    chosen, 1.95x slower than processes). Best of 3 when quick: timer noise.
+    """
+
+    def seconds(batch: list[Any]) -> float:
+        start = time.perf_counter()
+        pickle.loads(dumps(batch))
+        return time.perf_counter() - start
+
+    try:
+        together = seconds(objects)
+    except Exception:  # an object ship_cost did not try: fall back to those it did
+        objects = picklable
+        together = seconds(objects)
+    if not objects:
+        return 0.0
+    if together < 1e-3:
+        together = min(together, seconds(objects), seconds(objects))
+    alone = min(seconds([]) for _ in range(3))
+    return max(0.0, together - alone) / len(objects)
 
 
 def _mean(values: list[float]) -> float:

@@ -25,6 +25,7 @@ from typing import Any
 
 import cloudpickle
 
+from gearshift._pickling import dumps
 from gearshift.errors import (
     InitializerFailed,
     TaskError,
@@ -86,7 +87,7 @@ class PoolState:
         if piece.blob is not None:
             return True
         try:
-            piece.blob = cloudpickle.dumps(piece.job.items[piece.start : piece.stop])
+            piece.blob = dumps(piece.job.items[piece.start : piece.stop])
             return True
         except Exception as exc:
             if self.queue and self.queue[0] is piece:
