@@ -10,11 +10,9 @@ chunk and `max_workers` of them overlap. Plain functions are accepted too (in th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor
 from typing import Any
 
-from gearshift.outcome import ChunkResult
 from gearshift.strategies._loop_executor import LoopExecutor
 from gearshift.strategies.base import Initializer, Strategy
 
@@ -42,19 +40,3 @@ class Asyncio(Strategy):
         self, *, initializer: Initializer = None, initargs: tuple[Any, ...] = ()
     ) -> Executor:
         return LoopExecutor(self.workers, None, initializer, initargs)
-
-    def submit_chunk(
-        self,
-        executor: Executor,
-        fn: Callable[[Any], Any],
-        items: Sequence[Any],
-        *,
-        first_index: int,
-        task_timeout: float | None,
-    ) -> Future[ChunkResult]:
-        assert isinstance(executor, LoopExecutor)
-        return executor.submit_chunk(fn, items, first_index=first_index, task_timeout=task_timeout)
-
-    def abort(self, executor: Executor) -> None:
-        assert isinstance(executor, LoopExecutor)
-        executor.terminate()

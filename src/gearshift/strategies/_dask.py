@@ -16,13 +16,11 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import uuid
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor
 from typing import Any
 
 from gearshift._cores import available_cores
 from gearshift.errors import StrategyUnavailable, UsageError
-from gearshift.outcome import ChunkResult
 from gearshift.strategies._dask_executor import DaskExecutor, threads_of
 from gearshift.strategies.base import Initializer, Strategy
 
@@ -101,22 +99,6 @@ class Dask(Strategy):
             owned += [client, cluster]
         setup = None if initializer is None else (uuid.uuid4().hex, initializer, initargs)
         return DaskExecutor(client, owned, setup)
-
-    def submit_chunk(
-        self,
-        executor: Executor,
-        fn: Callable[[Any], Any],
-        items: Sequence[Any],
-        *,
-        first_index: int,
-        task_timeout: float | None,
-    ) -> Future[ChunkResult]:
-        assert isinstance(executor, DaskExecutor)
-        return executor.submit_chunk(fn, items, first_index=first_index, task_timeout=task_timeout)
-
-    def abort(self, executor: Executor) -> None:
-        assert isinstance(executor, DaskExecutor)
-        executor.terminate()
 
 
 def start_local_cluster(workers: int) -> Any:

@@ -18,7 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import CancelledError, Executor, Future
+from concurrent.futures import CancelledError, Future
 from typing import Any
 
 import cloudpickle
@@ -34,6 +34,7 @@ from gearshift.strategies._dask_tasks import (
     settle,
     start_owner,
 )
+from gearshift.strategies.base import ChunkExecutor
 
 Init = tuple[str, Callable[..., object], tuple[Any, ...]]  # token, initializer, initargs
 # Tasks in the cluster per cluster thread; the rest wait here. bench/cluster.py finds 2 a little
@@ -49,7 +50,7 @@ def threads_of(client: Any) -> int:
     return max(1, int(sum(client.nthreads().values())))
 
 
-class DaskExecutor(Executor):
+class DaskExecutor(ChunkExecutor):
     """A `concurrent.futures.Executor` on a dask client; closes what it started on shutdown."""
 
     def __init__(self, client: Any, owned: list[Any], setup: Init | None) -> None:

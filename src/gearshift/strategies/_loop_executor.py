@@ -17,19 +17,19 @@ import contextlib
 import inspect
 import threading
 from collections.abc import Callable, Coroutine, Sequence
-from concurrent.futures import CancelledError, Executor, Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from gearshift.errors import InitializerFailed
 from gearshift.outcome import ChunkResult
 from gearshift.strategies._loop_calls import CANCEL_GRACE_SECONDS, LoopCalls
-from gearshift.strategies.base import Initializer
+from gearshift.strategies.base import ChunkExecutor, Initializer
 
 _SHUT = "the executor was shut down"
 
 
-class LoopExecutor(Executor):
+class LoopExecutor(ChunkExecutor):
     """A `concurrent.futures.Executor` whose calls run as tasks on an event loop.
 
     With `loop=None` it starts its own loop in a thread and closes it on shutdown; otherwise it

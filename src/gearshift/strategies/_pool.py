@@ -19,13 +19,12 @@ import atexit
 import contextlib
 import os
 import pickle
-import select
 import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Future
 from typing import Any
 
 from gearshift.errors import WorkerStartFailed
@@ -34,6 +33,7 @@ from gearshift.strategies._handles import Call, Job, Piece, WorkerHandle, fail, 
 from gearshift.strategies._launch import default_start_method
 from gearshift.strategies._pool_state import PoolState
 from gearshift.strategies._worker import FN_CACHE_SIZE, STOP
+from gearshift.strategies.base import ChunkExecutor
 
 # A second chunk is sent ahead to a busy worker, to hide the round trip, only if it is this small
 # (a worker stuck in C code cannot drain its socket, and the dispatcher must never block on a send)
@@ -45,7 +45,7 @@ TICK_SECONDS = 0.5  # how often worker liveness is polled where no exit sentinel
 STOP_GRACE_SECONDS = 2.0  # how long a stopping worker may take before it is killed
 
 
-class ProcessPool(Executor):
+class ProcessPool(ChunkExecutor):
     """A `concurrent.futures.Executor` on worker processes that one bad task cannot break."""
 
     def __init__(
@@ -92,22 +92,6 @@ class ProcessPool(Executor):
 
 class _Dispatcher(PoolState):
     """The one thread that moves work between the queue and the workers, and its user-side API."""
-
-    def __init__(
-        self,
-        max_workers: int,
-        initializer: Callable[..., object] | None,
-        initargs: tuple[Any, ...],
-        max_tasks_per_child: int | None,
-        env: dict[str, str],
-        start_method: str,
-    ) -> None:
-        super().__init__(max_workers, initializer, initargs, max_tasks_per_child, env, start_method)
-        self.wake_r, self.wake_w = os.pipe()
-        os.set_blocking(self.wake_w, False)
-        self.poller.register(self.wake_r, select.POLLIN)
-        weakref.finalize(self, _close_fds, self.wake_r, self.wake_w)
-        self.thread: threading.Thread | None = None
 
     # ---- called from user threads -------------------------------------------------------------
     def submit(
@@ -296,12 +280,6 @@ class _Dispatcher(PoolState):
             if not worker.proc.wait(max(0.0, deadline - time.monotonic())):
                 kill(worker)
             self.reap(worker)
-
-
-def _close_fds(*fds: int) -> None:
-    for fd in fds:
-        with contextlib.suppress(OSError):
-            os.close(fd)
 
 
 _live: weakref.WeakSet[_Dispatcher] = weakref.WeakSet()

@@ -14,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import os
 import pickle
 import select
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -69,6 +71,11 @@ class PoolState:
         self.chunk_seconds: dict[int, float] = {}  # fn key -> a recent chunk's compute time
         self.fns: dict[int, tuple[Callable[..., Any], int, bytes]] = {}  # id -> (fn, key, bytes)
         self.poller = select.poll()  # the workers' sockets and exit sentinels, kept registered
+        self.wake_r, self.wake_w = os.pipe()  # a byte here wakes the dispatcher thread
+        os.set_blocking(self.wake_w, False)
+        self.poller.register(self.wake_r, select.POLLIN)
+        weakref.finalize(self, _close_fds, self.wake_r, self.wake_w)
+        self.thread: threading.Thread | None = None  # the dispatcher, once started
 
     def pickled(self, fn: Callable[..., Any]) -> tuple[int, bytes]:
         """Pickle each function once (map sends it with every chunk); keys are never reused."""
@@ -282,3 +289,9 @@ class PoolState:
         worker.proc.wait(None)
         worker.proc.close()
         worker.conn.close()
+
+
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor
 from typing import Any
 
 from gearshift._cores import available_cores
 from gearshift.errors import UsageError
-from gearshift.outcome import ChunkResult
 from gearshift.strategies._launch import START_METHODS, WORKER_ENV, default_start_method
 from gearshift.strategies._pool import ProcessPool
 from gearshift.strategies.base import Initializer, Strategy, check_workers
@@ -75,22 +73,6 @@ class Processes(Strategy):
             self.worker_env(),
             self.start_method,
         )
-
-    def submit_chunk(
-        self,
-        executor: Executor,
-        fn: Callable[[Any], Any],
-        items: Sequence[Any],
-        *,
-        first_index: int,
-        task_timeout: float | None,
-    ) -> Future[ChunkResult]:
-        assert isinstance(executor, ProcessPool)
-        return executor.submit_chunk(fn, items, first_index=first_index, task_timeout=task_timeout)
-
-    def abort(self, executor: Executor) -> None:
-        assert isinstance(executor, ProcessPool)
-        executor.terminate()
 
 
 def _check_start_method(start_method: str | None) -> str:

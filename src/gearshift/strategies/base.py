@@ -37,6 +37,26 @@ def is_async_callable(fn: object) -> bool:
     )
 
 
+class ChunkExecutor(Executor):
+    """An executor that runs chunks itself (per-item outcomes, tasks it can stop) and can stop
+    everything at once; `Strategy` hands chunks and aborts to it."""
+
+    @abstractmethod
+    def submit_chunk(
+        self,
+        fn: Callable[[Any], Any],
+        items: Sequence[Any],
+        *,
+        first_index: int,
+        task_timeout: float | None,
+    ) -> Future[ChunkResult]:
+        """Run `fn` over `items`; the future's result has one entry per item."""
+
+    @abstractmethod
+    def terminate(self) -> None:
+        """Cancel what is queued and stop what runs, now."""
+
+
 class Strategy(ABC):
     """A way to run work: serial, threads, processes, ...
 
@@ -104,12 +124,19 @@ class Strategy(ABC):
     ) -> Future[ChunkResult]:
         """Submit `fn` over a chunk of items; the future's result has one entry per item.
 
-        This strategy cannot kill a task, so with `task_timeout` an overdue item is abandoned.
+        A plain executor cannot kill a task, so with `task_timeout` an overdue item is abandoned.
         """
+        if isinstance(executor, ChunkExecutor):
+            return executor.submit_chunk(
+                fn, items, first_index=first_index, task_timeout=task_timeout
+            )
         if task_timeout is not None:
             return executor.submit(run_chunk_abandoning, fn, items, task_timeout, first_index)
         return executor.submit(run_chunk, fn, items)
 
     def abort(self, executor: Executor) -> None:
         """Stop as fast as this strategy can: cancel queued work, stop running work if possible."""
-        executor.shutdown(wait=False, cancel_futures=True)
+        if isinstance(executor, ChunkExecutor):
+            executor.terminate()
+        else:
+            executor.shutdown(wait=False, cancel_futures=True)
