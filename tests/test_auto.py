@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 import gearshift
+from _running import Running
 from gearshift import UsageError
 from gearshift._cores import available_cores
 from gearshift.chooser import SCALES_ON_THREADS
@@ -132,21 +132,11 @@ def test_empty_input_with_auto() -> None:
 
 def test_few_long_waiting_items_all_run_at_once() -> None:
     # 5 items of 0.3 s: the first two are measured while they run, the rest start beside them
-    lock, running = threading.Lock(), [0, 0]  # now, most at once
-
-    def slow(x: int) -> int:
-        with lock:
-            running[0] += 1
-            running[1] = max(running)
-        time.sleep(0.3)
-        with lock:
-            running[0] -= 1
-        return x
-
-    it = gearshift.imap(slow, range(5))
+    running = Running(0.3)
+    it = gearshift.imap(running.sleep, range(5))
     assert list(it) == list(range(5))
     assert it.choice is not None and it.choice.strategy == "threads", it.choice
-    assert running[1] == 5  # no item waited for the sample to end
+    assert running.peak == 5  # no item waited for the sample to end
     assert it.statistics().tasks_done == 5
 
 

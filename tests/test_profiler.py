@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from _running import Running
 from gearshift import ProfileError, UsageError
 from gearshift._cores import available_cores, cgroup_cpu_limit, gil_enabled
 from gearshift.chooser import SCALES_ON_THREADS, choose
@@ -88,26 +89,15 @@ def test_sleeping_goes_to_wide_threads() -> None:
 
 
 def test_the_wave_runs_at_most_max_threads_at_once_and_leaves_most_items_or_all() -> None:
-    lock = threading.Lock()
-    running = [0, 0]  # now, most at once
-
-    def gated(x: int) -> int:
-        with lock:
-            running[0] += 1
-            running[1] = max(running)
-        time.sleep(0.01)
-        with lock:
-            running[0] -= 1
-        return x
-
-    sample = profile_sample(gated, iter(range(500)), max_threads=3)
-    assert running[1] == 3
+    running = Running(0.01)
+    sample = profile_sample(running.sleep, iter(range(500)), max_threads=3)
+    assert running.peak == 3
     assert sample.profile.scaling_threads == 3
-    running[1] = 0
-    many = profile_sample(gated, range(200))
+    running.peak = 0
+    many = profile_sample(running.sleep, range(200))
     assert len(many.items) <= 101  # 1 or 2 alone, then at most half of the rest
-    assert running[1] > 3
-    few = profile_sample(gated, range(40))
+    assert running.peak > 3
+    few = profile_sample(running.sleep, range(40))
     assert len(few.items) == 40  # the rest fits in one wave: the wave is the run
 
 

@@ -28,6 +28,14 @@ def _pyplot() -> Any:
     return plt
 
 
+def _save(fig: Any, path: str | Path) -> Path:
+    """Lay the figure out and write it as a PNG at `path`."""
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=DPI, format="png")
+    return out
+
+
 def plot_lambda_plan(plan: LambdaPlan, path: str | Path) -> Path:
     """Cost vs makespan of every valid Lambda layout, the Pareto frontier drawn as a line."""
     from gearshift.serverless_pick import family
@@ -60,10 +68,7 @@ def plot_lambda_plan(plan: LambdaPlan, path: str | Path) -> Path:
         ax.set_ylabel("Cost (USD)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8, loc="best")
-        fig.tight_layout()
-        out = Path(path)
-        fig.savefig(out, dpi=DPI, format="png")
-        return out
+        return _save(fig, path)
     finally:
         plt.close(fig)
 
@@ -87,10 +92,7 @@ def plot_demo(result: DemoResult, path: str | Path) -> Path:
             f"{result.repeat} run{'s' * (result.repeat > 1)}, whiskers fastest..slowest",
             fontsize=10,
         )
-        fig.tight_layout()
-        out = Path(path)
-        fig.savefig(out, dpi=DPI, format="png")
-        return out
+        return _save(fig, path)
     finally:
         plt.close(fig)
 
@@ -181,9 +183,6 @@ def plot_bench(result: BenchResult, path: str | Path) -> Path:
         ax.set_ylabel("speedup vs serial (higher is better)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8, loc="upper left")
-        fig.tight_layout()
-        out = Path(path)
-        fig.savefig(out, dpi=DPI, format="png")
-        return out
+        return _save(fig, path)
     finally:
         plt.close(fig)
