@@ -31,6 +31,8 @@ def test_core_names_are_exported() -> None:
         "TaskTimeout",
         "WorkerDied",
         "StrategyUnavailable",
+        "InitializerFailed",
+        "WorkerStartFailed",
     }
     assert expected <= set(gearshift.__all__)
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from gearshift.errors import (
     DownloadError,
     GearshiftError,
+    InitializerFailed,
     ProfileError,
     StrategyUnavailable,
     TaskError,
@@ -19,6 +20,7 @@ from gearshift.errors import (
     TaskTimeout,
     UsageError,
     WorkerDied,
+    WorkerStartFailed,
 )
 
 __version__ = "0.1.0"
@@ -57,6 +59,7 @@ __all__ = sorted(
     [
         "DownloadError",
         "GearshiftError",
+        "InitializerFailed",
         "ProfileError",
         "StrategyUnavailable",
         "TaskError",
@@ -64,6 +67,7 @@ __all__ = sorted(
         "TaskTimeout",
         "UsageError",
         "WorkerDied",
+        "WorkerStartFailed",
         "__version__",
         *_LAZY,
     ]
