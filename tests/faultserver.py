@@ -3,8 +3,9 @@
     FaultServer({"/a": [Reply(status=500), Reply(body=b"ok")]})   request k of /a gets reply k
                                                                   (the last one repeats)
 Faults a reply can script: a delay before the status line, a body cut after N bytes (closed, or
-reset with RST), Range/If-Range support against its ETag, a Retry-After header, a redirect.
-`hits(path)` lists each request's headers; `peak_in_flight` shows the concurrency reached.
+reset with RST), Range/If-Range against its ETag or Last-Modified, Retry-After, a redirect.
+`hits(path)` lists each request's headers; `peak_in_flight` shows the concurrency reached;
+`connections` counts the TCP connections accepted (pooling reuses them).
 Leaving the block fails (AssertionError) if the client still holds an idle connection open.
 """
 
@@ -31,7 +32,8 @@ class Reply:
     delay: float = 0.0  # seconds before the status line
     send: int | None = None  # send only this many body bytes, though Content-Length says all...
     reset: bool = False  # ...then reset the connection (RST) instead of closing it (FIN)
-    ranges: bool = False  # answer `Range: bytes=N-` with 206 when If-Range matches the ETag
+    ranges: bool = False  # answer `Range: bytes=N-` with 206 when If-Range matches a validator
+    if_range: bool = True  # False: a server that ignores If-Range (206 even for a stale copy)
     length: bool = True  # send Content-Length (else the body ends when the connection closes)
     pace: float = 0.0  # seconds between 16 KiB slices of the body
 
@@ -44,6 +46,7 @@ class FaultServer:
         self._stop = threading.Event()
         self.in_flight = self.peak_in_flight = 0
         self.body_bytes_sent = 0
+        self.connections = 0
         self._conns: set[socket.socket] = set()
         self._httpd = _Server(self)
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,))
@@ -103,6 +106,7 @@ class _Server(ThreadingHTTPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         with self.owner._lock:
             self.owner._conns.add(request)
+            self.owner.connections += 1
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
@@ -148,7 +152,9 @@ class _Handler(BaseHTTPRequestHandler):
         status, body, headers = reply.status, reply.body, dict(reply.headers)
         m = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
         if_range = self.headers.get("If-Range")
-        if reply.ranges and m and if_range in (None, headers.get("ETag")):
+        validators = (headers.get("ETag"), headers.get("Last-Modified"))
+        fresh = if_range is None or not reply.if_range or if_range in validators
+        if reply.ranges and m and fresh:
             start = int(m[1])
             if start >= len(body):
                 headers["Content-Range"] = f"bytes */{len(body)}"

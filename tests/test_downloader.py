@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -18,9 +20,10 @@ import pytest
 
 import gearshift
 from gearshift import DownloadError, UsageError
-from gearshift._download_queue import AUTO_START
+from gearshift._download_queue import AUTO_START, Meter, Width
+from gearshift._retry import backoff_delay, retry_after
 from gearshift.cli import main
-from gearshift.download_report import read_sha256_manifest, read_url_lines
+from gearshift.download_report import parse_size, read_sha256_manifest, read_url_lines
 
 sys.path.insert(0, str(Path(__file__).parent))
 from faultserver import FaultServer, Reply
@@ -51,6 +54,8 @@ def test_5xx_is_retried_until_it_succeeds(tmp_path: Path) -> None:
     with FaultServer({"/x.bin": [Reply(500), Reply(503), Reply(body=BODY)]}) as srv:
         [r] = gearshift.download([srv.url("/x.bin")], tmp_path, **FAST)
         assert len(srv.hits("/x.bin")) == 3
+        for hit in srv.hits("/x.bin"):  # the file's own bytes, never a compressed transfer
+            assert (hit["User-Agent"], hit["Accept-Encoding"]) == ("gearshift", "identity")
     assert (r.status, r.attempts) == ("done", 3)
     assert (tmp_path / "x.bin").read_bytes() == BODY
 
@@ -231,12 +236,15 @@ def test_names_are_safe_and_unique(tmp_path: Path) -> None:
         "/cd": Reply(body=b"3", headers=evil),
         "/..%2F..%2Fescape.txt": Reply(body=b"4"),
         "/dir/": Reply(body=b"5", headers={"Content-Type": "text/html; charset=utf-8"}),
+        "/cd2": Reply(body=b"6", headers=evil),  # the same proposed name as /cd
     }
     (tmp_path / "photo.png").write_bytes(b"precious")
     with FaultServer(routes) as srv:
         results = gearshift.download([srv.url(p) for p in routes], tmp_path)
     names = [r.path.name for r in results]  # type: ignore[union-attr]
-    assert names == ["photo-1.png", "photo-2.png", "evil.sh", "escape.txt", "index.html"]
+    assert names[:2] + names[3:5] == ["photo-1.png", "photo-2.png", "escape.txt", "index.html"]
+    assert sorted([names[2], names[5]]) == ["evil-1.sh", "evil.sh"]  # claimed as they finish
+    assert {(tmp_path / n).read_bytes() for n in ("evil.sh", "evil-1.sh")} == {b"3", b"6"}
     assert (tmp_path / "photo.png").read_bytes() == b"precious"  # never overwritten
     assert all(r.path.parent == tmp_path for r in results)  # type: ignore[union-attr]
 
@@ -356,13 +364,17 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unt
     httpd.server_close()
 
 
-def test_tls_is_verified_unless_insecure_which_warns(tls_server: str, tmp_path: Path) -> None:
+def test_tls_is_verified_unless_insecure_which_warns(
+    tls_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     [r] = gearshift.download([tls_server], tmp_path / "a", **FAST)
     assert (r.status, r.attempts) == ("failed", 1)
     assert "certificate" in str(r.error) and "--insecure" in str(r.error)
     with pytest.warns(UserWarning, match="NOT verified"):
         [r] = gearshift.download([tls_server], tmp_path / "b", insecure=True)
     assert r.status == "done" and r.path.read_bytes() == b"secret"  # type: ignore[union-attr]
+    assert main(["download", tls_server, "--insecure", "-o", str(tmp_path / "c"), "--json"]) == 0
+    assert "warning: --insecure: TLS certificates are NOT verified" in capsys.readouterr().err
 
 
 def test_cli_reads_urls_from_a_file_and_prints_a_json_report(
@@ -378,6 +390,8 @@ def test_cli_reads_urls_from_a_file_and_prints_a_json_report(
         code = main(["download", srv.url("/a.txt"), srv.url("/b.txt"), "-o", str(out)])
     assert code == 1  # one URL failed
     printed = capsys.readouterr().out
+    for column in ("done", "failed", "retried", "bytes", "time", "MB/s"):  # the summary table
+        assert column in printed
     assert "failures" in printed and srv.url("/b.txt") in printed and "404" in printed
     assert sorted(p.name for p in out.iterdir()) == ["a-1.txt", "a.txt"]
 
@@ -401,6 +415,14 @@ def test_url_lists_and_manifests_are_parsed_strictly(tmp_path: Path) -> None:
     ]
     with pytest.raises(UsageError, match="line 1 has more than one field"):
         read_url_lines(["http://h/a http://h/b"], "f")
+    assert [parse_size(t) for t in ("1048576", "512K", "10M", "2GiB")] == [
+        1 << 20,
+        512 << 10,
+        10 << 20,
+        2 << 30,
+    ]
+    with pytest.raises(argparse.ArgumentTypeError, match="not a size"):
+        parse_size("1.5G")
     manifest = tmp_path / "SHA256SUMS"
     manifest.write_text(f"{'AB' * 32}  a.png\n# comment\n{'cd' * 32} *http://h/b\n")
     assert read_sha256_manifest(str(manifest)) == {"a.png": "ab" * 32, "http://h/b": "cd" * 32}
@@ -420,3 +442,131 @@ def test_import_gearshift_does_not_import_the_http_client() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     assert gearshift.download.__module__ == "gearshift.downloader"
+
+
+def test_part_file_is_resumed_with_last_modified_when_there_is_no_etag(tmp_path: Path) -> None:
+    stamp = "Wed, 21 Oct 2026 07:28:00 GMT"
+    reply = Reply(body=BODY, headers={"Last-Modified": stamp, "ETag": 'W/"weak"'}, ranges=True)
+    with FaultServer({"/data.bin": reply}) as srv:
+        url = srv.url("/data.bin")
+        (tmp_path / "data.bin.part").write_bytes(BODY[:100_000])
+        (tmp_path / "data.bin.part.meta").write_text(json.dumps({"url": url, "validator": stamp}))
+        [r] = gearshift.download([url], tmp_path)
+        [hit] = srv.hits("/data.bin")
+    assert (hit["Range"], hit["If-Range"]) == ("bytes=100000-", stamp)  # never the weak ETag
+    assert (r.status, r.http_status) == ("done", 206)
+    assert (tmp_path / "data.bin").read_bytes() == BODY and leftovers(tmp_path) == []
+
+
+def test_a_server_ignoring_if_range_cannot_glue_two_versions_together(tmp_path: Path) -> None:
+    reply = Reply(body=BODY, headers={"ETag": '"v2"'}, ranges=True, if_range=False)
+    with FaultServer({"/data.bin": reply}) as srv:
+        url = srv.url("/data.bin")
+        (tmp_path / "data.bin.part").write_bytes(b"x" * 1000)  # bytes of version v1
+        (tmp_path / "data.bin.part.meta").write_text(json.dumps({"url": url, "validator": '"v1"'}))
+        [r] = gearshift.download([url], tmp_path, **FAST)
+        stale, whole = srv.hits("/data.bin")
+    assert stale["Range"] == "bytes=1000-" and "Range" not in whole  # v2's 206 was thrown away
+    assert (r.status, r.attempts, r.http_status) == ("done", 2, 200)
+    assert (tmp_path / "data.bin").read_bytes() == BODY and leftovers(tmp_path) == []
+
+
+def test_one_pooled_client_reuses_its_connections(tmp_path: Path) -> None:
+    routes = {f"/{i}.bin": Reply(body=BODY[:10_000]) for i in range(20)}
+    with FaultServer(routes) as srv:
+        results = gearshift.download([srv.url(p) for p in routes], tmp_path, workers=2)
+        assert 1 <= srv.connections <= 2  # 20 downloads over the two workers' kept-alive sockets
+    assert all(r.status == "done" for r in results)
+
+
+def test_auto_width_stops_doubling_at_the_first_window_that_did_not_pay() -> None:
+    meter = Meter()
+    width = Width(None, 1000, meter)
+
+    def window(files: int, nbytes: int) -> int:
+        time.sleep(0.02)
+        meter.add_bytes(nbytes)
+        for _ in range(files):
+            meter.file_done(True)
+        return width.observe()
+
+    assert width.current == AUTO_START
+    assert window(AUTO_START - 1, 10**6) == AUTO_START  # a window ends after `width` files
+    assert window(1, 0) == 2 * AUTO_START  # the first window always doubles
+    assert window(2 * AUTO_START, 10**10) == 4 * AUTO_START  # bytes/s rose: double again
+    assert window(4 * AUTO_START, 10**3) == 4 * AUTO_START  # fell: stay
+    assert window(4 * AUTO_START, 10**13) == 4 * AUTO_START  # and stay for good
+    assert Width(None, 40, meter).current == min(AUTO_START, 40)
+    assert Width(7, 40, meter).observe() == 7  # --workers N is fixed
+
+
+def test_backoff_doubles_with_jitter_and_retry_after_is_capped() -> None:
+    for attempt in (1, 2, 3, 4):
+        step = 0.5 * 2 ** (attempt - 1)
+        waits = [backoff_delay(attempt, 0.5, 60.0) for _ in range(200)]
+        assert all(step / 2 <= w <= step for w in waits)
+        assert len(set(waits)) > 150  # jitter: clients that failed together spread out
+    assert max(backoff_delay(20, 0.5, 3.0) for _ in range(50)) <= 3.0
+    assert backoff_delay(1, 0.5, 60.0, wait=7.0) == 7.0  # Retry-After, not the backoff
+    assert backoff_delay(1, 0.5, 5.0, wait=3600.0) == 5.0  # capped by max_wait
+    from datetime import datetime, timedelta, timezone
+    from email.utils import format_datetime
+
+    later = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
+    assert 20 < retry_after(later) <= 30  # type: ignore[operator]
+    assert (retry_after("120"), retry_after(None), retry_after("soon")) == (120.0, None, None)
+
+
+def test_connection_refused_and_connect_timeout_are_retried(tmp_path: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        refused_url = f"http://127.0.0.1:{closed.getsockname()[1]}/x.bin"
+    with socket.socket() as full, socket.socket() as filler:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)  # never accepts: once one connection waits, new ones cannot connect
+        filler.connect(full.getsockname())
+        blackhole_url = f"http://127.0.0.1:{full.getsockname()[1]}/y.bin"
+        refused, blackhole = gearshift.download(
+            [refused_url, blackhole_url], tmp_path, retries=2, backoff=0.01, timeout=(0.3, 5.0)
+        )
+    assert (refused.status, refused.attempts, refused.http_status) == ("failed", 3, None)
+    assert "cannot connect" in str(refused.error) and "retries=2 exhausted" in str(refused.error)
+    assert (blackhole.status, blackhole.attempts) == ("failed", 3)
+    assert "connect timed out after 0.3 s" in str(blackhole.error)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_large_file_arrives_whole_and_checked(tmp_path: Path) -> None:
+    large = hashlib.shake_256(b"large").digest(24 << 20)
+    manifest = {"large.bin": hashlib.sha256(large).hexdigest()}
+    with FaultServer({"/large.bin": Reply(body=large, headers={"ETag": '"L"'})}) as srv:
+        [r] = gearshift.download([srv.url("/large.bin")], tmp_path, sha256=manifest)
+    assert (r.status, r.attempts, r.bytes) == ("done", 1, len(large))
+    assert (tmp_path / "large.bin").read_bytes() == large and leftovers(tmp_path) == []
+
+
+def test_a_killed_download_leaves_only_a_part_file_that_the_next_run_resumes(
+    tmp_path: Path,
+) -> None:
+    big = BODY * 10  # 3 MB: over 1 MiB, so its resume note is written before the body
+    headers = {"ETag": '"v1"'}
+    replies = [
+        Reply(body=big, headers=headers, ranges=True, pace=0.05),  # ~9 s: killed long before
+        Reply(body=big, headers=headers, ranges=True),
+    ]
+    part = tmp_path / "big.bin.part"
+    with FaultServer({"/big.bin": replies}) as srv:
+        url = srv.url("/big.bin")
+        cmd = [sys.executable, "-m", "gearshift", "download", url, "-o", str(tmp_path), "--json"]
+        with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not (part.exists() and part.stat().st_size):
+                time.sleep(0.01)
+            proc.kill()  # SIGKILL: no cleanup code runs, as in a crash or a power cut
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["big.bin.part", "big.bin.part.meta"]
+        kept = part.stat().st_size
+        assert 0 < kept < len(big)
+        [r] = gearshift.download([url], tmp_path, **FAST)
+        assert srv.hits("/big.bin")[1]["Range"] == f"bytes={kept}-"
+    assert (r.status, r.http_status) == ("done", 206)
+    assert (tmp_path / "big.bin").read_bytes() == big and leftovers(tmp_path) == []

@@ -5,8 +5,8 @@ here, not by urllib3, so every redirect's connection is given back and only http
 followed. Each connection registers itself once connected, so `abort()` can cut reads blocked in
 other threads (Ctrl-C) and `close()` can close them all.
 
-urllib3 with threads was picked by measurement (bench/download.py): at 64 connections it keeps up
-with aiohttp here, with blocking file writes and fsync that need no executor.
+urllib3 with threads was picked by measurement (bench/download_client.py): at 64 connections it
+keeps up with aiohttp here, with blocking file writes and fsync that need no executor.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from gearshift._fetch import Settings
 
 __all__ = ["Client", "content_range", "int_header", "validator"]
+
+# identity: the file's own bytes, never a compressed transfer of them (decode_content=False)
+_HEADERS = {"User-Agent": "gearshift", "Accept-Encoding": "identity"}
 
 
 class Client:
@@ -49,7 +52,6 @@ class Client:
         self._pool = urllib3.PoolManager(
             num_pools=64,
             maxsize=settings.per_host,
-            headers={"User-Agent": "gearshift", "Accept-Encoding": "identity"},
             timeout=urllib3.Timeout(connect=settings.connect_timeout, read=settings.read_timeout),
             **tls,
         )
@@ -66,7 +68,7 @@ class Client:
             resp = self._pool.request(
                 "GET",
                 url,
-                headers=headers,
+                headers={**_HEADERS, **headers},  # a pool's own headers apply only when none are
                 preload_content=False,
                 decode_content=False,
                 redirect=False,
