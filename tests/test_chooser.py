@@ -72,6 +72,25 @@ def test_waiting_bound_work_goes_to_threads_as_wide_as_the_wait_allows() -> None
     assert 4 < mixed.predicted <= 5  # 1 / CPU share: the CPU part holds the GIL
 
 
+def test_waiting_bound_threads_start_at_the_wait_ratio_and_may_grow_to_the_cap() -> None:
+    mixed = choose(make(wall_seconds_per_item=0.01, cpu_seconds_per_item=0.002))
+    assert (mixed.max_workers, mixed.grow_to) == (10, MAX_THREADS)
+    rule = f"cores x (1 + wait/CPU), doubled while throughput rises, up to {MAX_THREADS}"
+    assert f"threads x 10 ({rule})" in mixed.why
+    assert mixed.to_dict()["grow_to"] == MAX_THREADS
+    assert (
+        choose(make(wall_seconds_per_item=0.01, cpu_seconds_per_item=0.002), remaining=30).grow_to
+        == 30
+    )
+    # Already at the cap, or the sample's wave saw throughput stop rising: nothing to grow.
+    assert choose(make(wall_seconds_per_item=0.05, cpu_seconds_per_item=50e-6)).grow_to is None
+    waiting = make(wall_seconds_per_item=0.002, cpu_seconds_per_item=1e-4, scaling_threads=16)
+    assert choose(dataclasses.replace(waiting, thread_speedup=12.0)).grow_to == MAX_THREADS
+    assert choose(dataclasses.replace(waiting, thread_speedup=3.0)).grow_to is None
+    # CPU-bound work on threads (GIL-free C code) runs one per core and does not grow.
+    assert choose(make(thread_speedup=1.95)).grow_to is None
+
+
 def test_the_wave_caps_the_prediction_once_it_saturated() -> None:
     waiting = make(wall_seconds_per_item=0.002, cpu_seconds_per_item=1e-4, scaling_threads=16)
     rising = choose(dataclasses.replace(waiting, thread_speedup=12.0))

@@ -17,14 +17,17 @@ from concurrent.futures import BrokenExecutor, Executor, Future
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from queue import SimpleQueue
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from gearshift._chunking import ChunkSizer
 from gearshift._progress import Progress
+from gearshift._ramp import Ramp
 from gearshift.errors import TaskError, TaskFailed, UsageError, short_repr
 from gearshift.outcome import ChunkResult, Statistics
 from gearshift.strategies import resolve
 from gearshift.strategies._auto import Auto, decide
+from gearshift.strategies._threads import ThreadPool, Threads
 from gearshift.strategies.base import Strategy, check_workers
 
 if TYPE_CHECKING:
@@ -189,6 +192,7 @@ class MapIterator(Iterator[Any]):
             options.chunksize, strategy.workers, total, target=strategy.target_chunk_seconds
         )
         self._executor: Executor | None = None
+        self._ramp: Ramp | None = None  # a thread pool's width, grown while throughput rises
         self.choice: Choice | None = None  # what strategy="auto" chose, and why
         self._counts = dict.fromkeys(
             ["tasks_submitted", "tasks_done", "tasks_failed", "tasks_retried"], 0
@@ -218,6 +222,7 @@ class MapIterator(Iterator[Any]):
             workers_started=workers.workers_started,
             workers_lost=workers.workers_lost,
             chunksize=self._sizer.size,
+            width=self._ramp.width if self._ramp else self._strategy.workers,
             **self._counts,
         )
 
@@ -268,30 +273,36 @@ class MapIterator(Iterator[Any]):
     ) -> Iterator[list[Any]]:
         """Yields lists of results: a chunk's values in order, or those final as completed."""
         opts, workers = self._opts, self._strategy.workers
-        pending: dict[Future[ChunkResult], tuple[_Chunk, list[int]]] = {}
+        ramp = self._ramp = _ramp(self._strategy)
+        # future -> its chunk, the positions it runs, the ramp's epoch and the time it was sent
+        pending: dict[Future[ChunkResult], tuple[_Chunk, list[int], int, float]] = {}
         retry: deque[tuple[_Chunk, int]] = deque()
         waiting: deque[_Chunk] = deque()  # ordered mode: chunks not yet yielded, in input order
         completed: SimpleQueue[Future[ChunkResult]] = SimpleQueue()  # cheaper than wait()
 
-        def track(future: Future[ChunkResult], chunk: _Chunk, positions: list[int]) -> None:
-            pending[future] = (chunk, positions)
+        def track(
+            future: Future[ChunkResult], chunk: _Chunk, positions: list[int], judged: bool = True
+        ) -> None:  # judged: its items' times tell the ramp how well its width did
+            epoch = ramp.epoch if ramp and judged else -1
+            pending[future] = (chunk, positions, epoch, perf_counter())
             future.add_done_callback(completed.put)
 
         next_index, exhausted = 0, False
         if primed is not None:  # auto's sample: its results enter as a chunk (long items running)
             chunk, measured = primed
             next_index = len(chunk.items)
-            track(measured, chunk, list(range(next_index)))
+            track(measured, chunk, list(range(next_index)), judged=False)
             if opts.ordered:
                 waiting.append(chunk)
         while True:
-            while retry and len(pending) < IN_FLIGHT_PER_WORKER * workers:
+            width = ramp.width if ramp else workers
+            while retry and len(pending) < IN_FLIGHT_PER_WORKER * width:
                 chunk, pos = retry.popleft()
                 track(self._submit(executor, chunk, [pos]), chunk, [pos])
             while (
                 not exhausted
-                and len(pending) < IN_FLIGHT_PER_WORKER * workers
-                and len(waiting) < AHEAD_PER_WORKER * workers
+                and len(pending) < IN_FLIGHT_PER_WORKER * width
+                and len(waiting) < AHEAD_PER_WORKER * width
             ):
                 size = self._sizer.next()
                 batch = list(islice(self._items, size))
@@ -314,8 +325,11 @@ class MapIterator(Iterator[Any]):
             while not completed.empty():
                 done.append(completed.get_nowait())
             for future in done:
-                chunk, positions = pending.pop(future)
+                chunk, positions, epoch, sent = pending.pop(future)
                 finals = self._absorb(chunk, positions, future, retry)
+                if ramp is not None and isinstance(executor, ThreadPool):
+                    ramp.record(epoch, len(positions), perf_counter() - sent)
+                    executor.widen(ramp.width)
                 progress.advance(len(finals))
                 if not opts.ordered:
                     yield [chunk.values[pos] for pos in finals]
@@ -387,6 +401,12 @@ class MapIterator(Iterator[Any]):
             self._counts["tasks_done"] += 1
             finals.append(pos)
         return finals
+
+
+def _ramp(strategy: Strategy) -> Ramp | None:
+    if isinstance(strategy, Threads) and (strategy.grow_to or 0) > strategy.workers:
+        return Ramp(strategy.workers, strategy.grow_to or 0)
+    return None
 
 
 def _task_error(error: BaseException, index: int, item: Any, attempts: int) -> TaskError:

@@ -11,6 +11,8 @@ The rules, in order:
      for threads or processes, and rule 6 may find neither worth it. Items whose CPU holds the
      GIL for a switch interval or more (CONVOY_SWITCHES) get MAX_THREADS threads: each I/O
      completion may wait that long for the GIL, and more threads keep it busy meanwhile.
+     Otherwise the width is a start: while the run goes on it doubles as long as throughput
+     still rises (gearshift._ramp), up to MAX_THREADS; the sample saw only a few threads.
   4. CPU-bound work that scales on threads (thread_speedup >= SCALES_ON_THREADS: C code that
      releases the GIL), or any CPU work when the GIL is off -> threads x cores: nothing to ship,
      no process to start.
@@ -81,6 +83,7 @@ class Option:
     chunksize: int
     predicted: float
     blocked: str = ""  # why this strategy cannot run the work at all, if it cannot
+    grow_to: int | None = None  # threads: the width may double up to this while throughput rises
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class Choice:
     predicted: float  # speedup over serial the model predicts
     why: str
     options: tuple[Option, ...] = ()  # every strategy considered, with its prediction
+    grow_to: int | None = None  # threads: the width may double up to this while throughput rises
 
     @property
     def predictions(self) -> dict[str, float]:
@@ -105,6 +109,7 @@ class Choice:
             "max_workers": self.max_workers,
             "chunksize": self.chunksize,
             "predicted": self.predicted,
+            "grow_to": self.grow_to,
             "why": self.why,
             "options": [vars(option) for option in self.options],
         }
@@ -153,7 +158,7 @@ def _settle(
             facts += f"; {_why_not(options.get(wanted))}"
         note = ""
         if profile.cpu_share < WAITING_BOUND_SHARE and option.strategy == "threads":
-            note = _width_rule(MAX_THREADS, _convoyed(profile))
+            note = _width_rule(MAX_THREADS, _convoyed(profile), option.grow_to)
         return _pick(option, facts, options, note)
     others = ", ".join(
         f"{o.strategy} {o.blocked or f'{o.predicted:.1f}x'}"
@@ -167,9 +172,11 @@ def _settle(
     return _pick(options["serial"], facts, options, note)
 
 
-def _width_rule(cap: int, convoyed: bool = False) -> str:
+def _width_rule(cap: int, convoyed: bool = False, grow_to: int | None = None) -> str:
     if convoyed:
         return f"{cap}: its CPU holds the GIL for whole switch intervals, which I/O waits on"
+    if grow_to:
+        return f"cores x (1 + wait/CPU), doubled while throughput rises, up to {grow_to}"
     return f"cores x (1 + wait/CPU), at most {cap}"
 
 
@@ -190,7 +197,9 @@ def _pick(option: Option, facts: str, options: dict[str, Option], note: str = ""
         why += f" x {option.max_workers}" + (f" ({note})" if note else "")
         why += f", chunksize {option.chunksize}, predicted {option.predicted:.1f}x"
     o = option
-    return Choice(o.strategy, o.max_workers, o.chunksize, o.predicted, why, (*options.values(),))
+    return Choice(
+        o.strategy, o.max_workers, o.chunksize, o.predicted, why, (*options.values(),), o.grow_to
+    )
 
 
 def _gil_free(profile: Profile) -> bool:
@@ -254,6 +263,8 @@ def _options(profile: Profile, n: int | None) -> list[Option]:
         "asyncio": _clamp(wide, cores, MAX_COROUTINES, n),
     }
     chunks = {name: _chunksize(profile, width, n) for name, width in widths.items()}
+    waits = profile.cpu_share < WAITING_BOUND_SHARE and not _saturated(profile)
+    grow_to = _clamp(MAX_THREADS, cores, MAX_THREADS, n) if waits else 0
 
     def busy(name: str) -> int:  # workers that get a chunk
         if n is None:
@@ -284,7 +295,8 @@ def _options(profile: Profile, n: int | None) -> list[Option]:
             blocked = "a coroutine function needs an event loop"
         elif name == "processes" and profile.unpicklable:
             blocked = f"cannot pickle {profile.unpicklable}"
-        options.append(Option(name, widths[name], chunks[name], round(speedup, 2), blocked))
+        grows = grow_to if name == "threads" and grow_to > widths[name] else None
+        options.append(Option(name, widths[name], chunks[name], round(speedup, 2), blocked, grows))
     return options
 
 

@@ -113,6 +113,7 @@ class Statistics:
     workers_started: int = 0
     workers_lost: int = 0
     chunksize: int = 0
+    width: int = 0  # workers a map call ran at, at the end (a ramp may have grown it)
 
     def replace(self, **changes: int) -> Statistics:
         return dataclasses.replace(self, **changes)

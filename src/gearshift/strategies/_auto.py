@@ -101,6 +101,7 @@ def decide(
 def _build(auto: Auto, choice: Choice, cores: int) -> Decision:
     from gearshift.strategies import resolve
     from gearshift.strategies._processes import Processes
+    from gearshift.strategies._threads import Threads
 
     width = (
         choice.max_workers
@@ -110,4 +111,6 @@ def _build(auto: Auto, choice: Choice, cores: int) -> Decision:
     strategy = resolve(choice.strategy, max(1, width))
     if isinstance(strategy, Processes) and auto.limit_blas_threads:
         strategy.blas_threads = max(1, cores // strategy.workers)
+    if isinstance(strategy, Threads) and choice.grow_to:
+        strategy.grow_to = min(choice.grow_to, auto.max_workers or choice.grow_to)
     return Decision(strategy, choice)
