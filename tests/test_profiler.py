@@ -21,7 +21,7 @@ from _running import Running
 from gearshift import ProfileError, UsageError
 from gearshift._cores import available_cores, cgroup_cpu_limit, gil_enabled
 from gearshift.chooser import SCALES_ON_THREADS, choose
-from gearshift.profiler import Profile, profile, profile_sample
+from gearshift.profiler import SHIP_SECONDS, Profile, profile, profile_sample
 
 # CPU-bound work reads near 1.0; under load (CI's VMs read 0.72) less of what load takes is
 # measurable, so the tests ask for what separates it from waiting (near 0), as the chooser does.
@@ -145,6 +145,23 @@ def test_sorting_a_big_list_shipped_per_item_is_not_sent_to_processes() -> None:
     assert prof.payload_bytes_out > 500_000
     assert prof.ship_ratio > 1  # pickling 200,000 ints twice costs more than sorting them
     assert choose(prof).strategy != "processes"
+
+
+class Dear:
+    """An item that takes longer to pickle than the profiler's whole shipping budget."""
+
+    def __getstate__(self) -> dict[str, int]:
+        time.sleep(SHIP_SECONDS * 1.5)
+        return {}
+
+
+def test_items_dearer_to_pickle_than_the_shipping_budget_are_measured() -> None:
+    prof = profile(ident, [Dear() for _ in range(6)], sample=3)
+    assert prof.ship_seconds_in >= SHIP_SECONDS  # no ZeroDivisionError on the way
+
+
+def ident(x: object) -> object:
+    return x
 
 
 def test_coroutine_functions_are_measured_and_go_to_asyncio() -> None:

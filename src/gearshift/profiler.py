@@ -302,7 +302,8 @@ def ship_cost(fn: Callable[[Any], Any], pairs: list[tuple[Any, Record | None]]) 
     # Cheap objects are timed together, as many as SHIP_SECONDS allows: one call's own cost
     # would otherwise swamp theirs (and the timer's resolution, theirs)
     each = spent / max(1, len(shipped["in"]) + len(shipped["out"]))
-    many = pairs[:: max(1, len(pairs) // min(SHIP_BATCH, int(SHIP_SECONDS / max(each, 1e-9))))]
+    batch = max(1, min(SHIP_BATCH, int(SHIP_SECONDS / max(each, 1e-9))))  # 1: dear objects
+    many = pairs[:: max(1, len(pairs) // batch)]
     everything = {
         "in": [item for item, _ in many],
         "out": [r.value for _, r in many if r is not None and r.error is None],
