@@ -10,6 +10,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 import gearshift
 from gearshift.cli import main
 from gearshift.errors import UsageError
-from gearshift.serverless import LambdaLayout, LambdaPlan, plan_lambda
+from gearshift.serverless import LambdaLayout, LambdaPlan, cpu_share, plan_lambda, visible_vcpus
 
 X86, ARM, REQUEST = 0.0000166667, 0.0000133334, 0.0000002
 
@@ -40,6 +41,28 @@ def one(
 
 
 # --- the model, by hand -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "memory, visible",
+    [(128, 2), (1769, 2), (3008, 2), (3009, 3), (5307, 3), (5308, 4), (7076, 4), (7077, 5),
+     (8845, 5), (8846, 6), (10240, 6)],
+)  # fmt: skip
+def test_visible_vcpus_step_with_memory(memory: int, visible: int) -> None:
+    # github.com/rwnx/lambda-cpuinfo: 2 vCPUs up to 3,008 MB, then 3 / 4 / 5 / 6 vCPUs from
+    # 3,009 / 5,308 / 7,077 / 8,846 MB; the CPU time is memory / 1,769 MB, never more than those
+    assert visible_vcpus(memory) == visible
+    assert cpu_share(memory) == pytest.approx(min(visible, memory / 1769))
+    # the default grid tries 1 .. visible processes (more only for tasks that wait)
+    plan = plan_lambda(100, 1.0, lambdas=[1], memories_mb=[memory])
+    assert sorted(x.processes for x in plan.layouts) == list(range(1, visible + 1))
+
+
+def test_cpu_share_is_the_smaller_of_visible_vcpus_and_memory_over_1769() -> None:
+    assert cpu_share(1769) == 1.0  # one vCPU's worth at 1,769 MB
+    assert cpu_share(3008) == pytest.approx(3008 / 1769)  # 1.70: 2 visible, less than 2 of time
+    assert cpu_share(8845) == 5.0  # = 5 x 1,769
+    assert cpu_share(10240) == pytest.approx(5.78858)  # 6 visible, 5.79 vCPUs of time
 
 
 def test_1000_tasks_on_one_10240_mb_lambda_with_6_processes() -> None:
@@ -85,8 +108,9 @@ def test_1000_tasks_on_100_lambdas_of_10240_mb_with_6_processes() -> None:
     assert x.makespan_seconds == pytest.approx(0.25 + 4.073046875)
     # billed = 100 x (4,074 + 250) ms = 432.4 s; GB-s = 432.4 x 10 = 4,324
     assert x.gb_seconds == pytest.approx(4324.0)
-    # cost = 4,324 x $0.0000166667 + 100 x $0.0000002 = $0.0720668 + $0.00002
+    # cost = 4,324 x $0.0000166667 + 100 x $0.0000002 = $0.0720668108 + $0.00002 = $0.0720868108
     assert x.cost_usd == pytest.approx(4324 * X86 + 100 * REQUEST)
+    assert x.cost_usd == pytest.approx(0.0720868108, abs=1e-10)
 
 
 def test_a_lambda_past_900_seconds_violates_the_timeout() -> None:
@@ -112,6 +136,8 @@ def test_over_the_concurrency_limit_runs_in_waves() -> None:
     # billed = 2,000 x 1,000 ms + only 1,000 cold starts x 250 ms = 2,250 s x 1,769 / 1,024 GB
     assert x.gb_seconds == pytest.approx(2250 * 1769 / 1024)
     assert x.cost_usd == pytest.approx(2250 * 1769 / 1024 * X86 + 2000 * REQUEST)
+    # = 3,886.962890625 GB-s x $0.0000166667 + 2,000 x $0.0000002 = $0.0647828444 + $0.0004
+    assert x.cost_usd == pytest.approx(0.0651828444, abs=1e-10)
     # with the concurrency raised to 3,000: 1 wave, but Lambda adds 1,000 environments per 10 s,
     # so the 3,000th starts at 20 s: makespan = 20 + 0.25 + 1 = 21.25 s
     y = one(3000, 1.0, 3000, 1, 1769, concurrency=3000)
@@ -239,6 +265,25 @@ def test_a_profile_object_supplies_the_seconds() -> None:
     assert from_profile.layouts == plan_lambda(100, 2.0, 0.5).layouts
 
 
+def sleepy_square(x: bytes) -> int:
+    time.sleep(0.01)
+    return len(x) ** 2
+
+
+def test_a_measured_profile_supplies_seconds_and_payload() -> None:
+    # 100,000-byte items: 1,000 of them in one invocation are ~100 MB > the 6 MB payload limit
+    prof = gearshift.profile(sleepy_square, [b"x" * 100_000] * 8, sample=4)
+    plan = plan_lambda(1000, profile=prof, lambdas=[1, 1000], processes=[1], memories_mb=[1769])
+    assert plan.task_cpu_seconds == prof.cpu_seconds_per_item
+    assert plan.task_wait_seconds == prof.wait_seconds_per_item >= 0.005
+    one_lambda, many = sorted(plan.layouts, key=lambda x: x.lambdas)
+    assert [v.split(":")[0] for v in one_lambda.violations] == ["payload in"]
+    assert many.valid  # 100,000 B per invocation
+    # a payload given explicitly wins over the measured one
+    explicit = plan_lambda(1000, profile=prof, payload_in_bytes=0, lambdas=[1], processes=[1])
+    assert explicit.layouts and all(x.valid for x in explicit.layouts)
+
+
 @pytest.mark.parametrize(
     "kwargs, arg",
     [
@@ -350,6 +395,33 @@ def test_cli_reads_a_profile_file(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "--profile: " in (err := capsys.readouterr().err) and "no 'cpu_seconds_per_item'" in err
     assert main(["plan-lambda", "--tasks", "5", "--profile", str(tmp_path / "missing.json")]) == 2
     assert "--profile: cannot read" in capsys.readouterr().err
+
+
+def test_cli_reads_what_gearshift_profile_json_writes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "work.py").write_text(
+        "import time\n\ndef crunch(x):\n    time.sleep(0.01)\n    return len(x)\n"
+    )
+    measured = subprocess.run(
+        [sys.executable, "-m", "gearshift", "profile", "./work.py:crunch", "--json",
+         "--items", "[b'x' * 100_000] * 8", "--sample", "4"],
+        cwd=tmp_path, capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    profile = json.loads(measured.stdout)
+    path = tmp_path / "profile.json"
+    path.write_text(measured.stdout)
+    argv = ["plan-lambda", "--tasks", "1000", "--profile", str(path), "--lambdas", "1,1000"]
+    assert main([*argv, "--processes", "1", "--memory", "1769", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["task_cpu_seconds"] == profile["cpu_seconds_per_item"]
+    assert plan["task_wait_seconds"] == profile["wait_seconds_per_item"]
+    # the measured payload (~100,000 B a task) reaches the model: one Lambda breaks the 6 MB limit
+    assert profile["payload_bytes_in"] > 100_000
+    one_lambda, many = sorted(plan["layouts"], key=lambda x: x["lambdas"])
+    per_task = math.ceil(profile["payload_bytes_in"])
+    assert one_lambda["violations"] == [f"payload in: 1,000 tasks x {per_task:,} B > 6,291,456 B"]
+    assert many["violations"] == []
 
 
 def test_cli_chart_is_a_png_of_the_documented_size(

@@ -75,7 +75,10 @@ class LambdaPrices:
 
 
 class TaskProfile(Protocol):
-    """What plan_lambda needs from a measured profile (meant to match gearshift.profile())."""
+    """What plan_lambda needs from a measured profile (gearshift.profile() gives one).
+
+    `payload_bytes_in` / `payload_bytes_out`, when the object has them, supply the payloads too.
+    """
 
     @property
     def cpu_seconds_per_item(self) -> float: ...
@@ -163,8 +166,8 @@ def plan_lambda(
     task_wait_seconds: float | None = None,
     *,
     profile: TaskProfile | None = None,
-    payload_in_bytes: int = 0,
-    payload_out_bytes: int = 0,
+    payload_in_bytes: int | None = None,
+    payload_out_bytes: int | None = None,
     arch: Arch = "x86_64",
     memories_mb: Sequence[int] = DEFAULT_MEMORIES_MB,
     lambdas: Sequence[int] | None = None,
@@ -178,7 +181,8 @@ def plan_lambda(
 ) -> LambdaPlan:
     """Model `tasks` tasks of `task_cpu_seconds` CPU + `task_wait_seconds` waiting, on Lambda.
 
-    Per-task seconds come from the arguments, else from `profile`. `payload_*_bytes` are per task.
+    Per-task seconds come from the arguments, else from `profile`. `payload_*_bytes` are per task
+    (default: the profile's `payload_bytes_in` / `payload_bytes_out` when it has them, else 0).
     `lambdas` / `processes` replace the default grid (Lambdas: 1, 2, 5, 10, ... up to `tasks`;
     processes: 1..visible vCPUs, plus 8..64 when tasks wait). The pick is the cheapest valid layout
     within `within` (10%) of the fastest makespan; with `deadline_seconds` the cheapest that meets
@@ -186,7 +190,9 @@ def plan_lambda(
     """
     cpu = _seconds(task_cpu_seconds, profile, "cpu")
     wait = _seconds(task_wait_seconds, profile, "wait")
-    job = _Job(tasks, cpu, wait, payload_in_bytes, payload_out_bytes, arch, concurrency,
+    pay_in = _payload(payload_in_bytes, profile, "in")
+    pay_out = _payload(payload_out_bytes, profile, "out")
+    job = _Job(tasks, cpu, wait, pay_in, pay_out, arch, concurrency,
                init_seconds, prices or LambdaPrices())  # fmt: skip
     _check(job, memories_mb, lambdas, processes, within, deadline_seconds, budget_usd)
     layouts, frontier = mark_frontier(
@@ -273,6 +279,16 @@ def _seconds(given: float | None, profile: TaskProfile | None, what: str) -> flo
     if what == "wait":
         return 0.0
     raise UsageError("task_cpu_seconds: missing; pass task_cpu_seconds=SECONDS or profile=PROFILE")
+
+
+def _payload(given: int | None, profile: TaskProfile | None, way: str) -> int:
+    """Bytes per task: as given, else the profile's measured mean rounded up, else 0."""
+    if given is not None:
+        return given
+    got = getattr(profile, f"payload_bytes_{way}", None)
+    if isinstance(got, (int, float)) and not isinstance(got, bool) and 0 <= got < math.inf:
+        return math.ceil(got)
+    return 0
 
 
 def _check(

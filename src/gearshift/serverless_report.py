@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,8 +60,8 @@ def run_plan_lambda(args: argparse.Namespace) -> int:
             args.tasks,
             cpu,
             _first(args.task_wait_seconds, prof.get("wait_seconds_per_item"), 0.0),
-            payload_in_bytes=int(_first(args.payload_in_bytes, prof.get("payload_bytes_in"), 0)),
-            payload_out_bytes=int(_first(args.payload_out_bytes, prof.get("payload_bytes_out"), 0)),
+            payload_in_bytes=_bytes(args.payload_in_bytes, prof.get("payload_bytes_in")),
+            payload_out_bytes=_bytes(args.payload_out_bytes, prof.get("payload_bytes_out")),
             arch=args.arch,
             memories_mb=_first(_ints(args.memory, "--memory"), DEFAULT_MEMORIES_MB),
             lambdas=_ints(args.lambdas, "--lambdas"),
@@ -179,6 +180,13 @@ def _console() -> Console:
 
 def _first(*values: Any) -> Any:
     return next((v for v in values if v is not None), None)
+
+
+def _bytes(flag: int | None, measured: float | None) -> int:
+    """The flag's bytes, else the profile's mean rounded up (as plan_lambda does), else 0."""
+    if flag is not None:
+        return flag
+    return math.ceil(measured) if measured is not None else 0  # < 0: plan_lambda says so
 
 
 def _ints(text: str | None, flag: str) -> list[int] | None:
