@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -101,6 +102,42 @@ def test_retries_rerun_a_failed_coroutine() -> None:
     it = gearshift.imap(flaky, range(5), strategy="asyncio", retries=1)
     assert list(it) == [0, 1, 2, 3, 4]
     assert it.statistics().tasks_retried == 1 and calls[2] == 2
+
+
+def test_unordered_map_of_coroutines_yields_as_completed() -> None:
+    counter = InFlight()
+    items = [0.5, 0.0, 0.0, 0.0]
+    got = list(gearshift.imap(counter.run, items, strategy="asyncio", ordered=False, chunksize=1))
+    assert got[-1] == 0.5 and sorted(got) == [0.0, 0.0, 0.0, 0.5]
+
+
+async def raise_cancelled_on_one(x: int) -> int:
+    await asyncio.sleep(0)
+    if x == 1:
+        raise asyncio.CancelledError("raised by the coroutine itself")
+    return x
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10 has no Task.cancelling()")
+@pytest.mark.parametrize("task_timeout", [None, 5.0])
+def test_a_coroutine_raising_cancelled_error_fails_only_its_item(
+    task_timeout: float | None,
+) -> None:
+    got = gearshift.map(
+        raise_cancelled_on_one,
+        range(4),
+        strategy="asyncio",
+        chunksize=4,
+        task_timeout=task_timeout,
+        return_exceptions=True,
+    )
+    assert got[0] == 0 and got[2:] == [2, 3]  # its neighbours in the chunk keep their values
+    assert isinstance(got[1], TaskFailed) and got[1].index == 1
+    assert isinstance(got[1].__cause__, asyncio.CancelledError)
+    assert "raised by the coroutine itself" in str(got[1])
+    with gearshift.Executor(1, strategy="asyncio") as ex:
+        error = ex.submit(raise_cancelled_on_one, 1).exception(timeout=30)
+    assert isinstance(error, asyncio.CancelledError) and "itself" in str(error)
 
 
 def test_lambda_returning_a_coroutine_is_awaited() -> None:

@@ -5,6 +5,7 @@ The shared behaviour suite (test_api.py, test_executor.py) runs on Dask(client=.
 
 from __future__ import annotations
 
+import concurrent.futures
 import multiprocessing
 import os
 import sys
@@ -72,6 +73,16 @@ def test_a_killed_worker_fails_only_the_item_it_ran(dask_client: Any) -> None:
     assert type(error.__cause__).__name__ == "KilledWorker"
 
 
+def test_a_killed_worker_fails_the_submitted_call_with_worker_died(dask_client: Any) -> None:
+    try:
+        with gearshift.Executor(strategy=gearshift.Dask(client=dask_client)) as ex:
+            error = ex.submit(die_on_five, 5).exception(timeout=60)
+            assert ex.submit(die_on_five, 4).result(timeout=60) == 4  # still usable
+    finally:
+        dask_client.wait_for_workers(2, timeout=30)
+    assert isinstance(error, WorkerDied) and type(error.__cause__).__name__ == "KilledWorker"
+
+
 def test_task_timeout_is_per_item_inside_a_chunk(dask_client: Any) -> None:
     start = time.monotonic()
     got = gearshift.map(
@@ -131,10 +142,13 @@ def test_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.mark.slow
-def test_a_local_cluster_of_its_own_is_closed_afterwards() -> None:
-    executor: Any = gearshift.Dask(max_workers=1).executor()
-    cluster = executor._owned[-1]
-    assert executor.submit(square, 7).result(timeout=60) == 49
-    executor.shutdown()
+def test_by_name_it_starts_a_local_cluster_and_closes_it_afterwards() -> None:
+    with gearshift.Executor(1, strategy="dask") as executor:
+        assert isinstance(executor, concurrent.futures.Executor)
+        cluster = executor._inner._owned[-1]  # type: ignore[attr-defined]
+        assert executor.submit(square, 7).result(timeout=60) == 49
+        assert list(executor.map(square, range(4))) == [0, 1, 4, 9]
     assert cluster.status.name == "closed"
     assert multiprocessing.active_children() == []  # its worker processes are gone too
+    assert gearshift.map(square, range(5), strategy="dask", max_workers=1) == [0, 1, 4, 9, 16]
+    assert multiprocessing.active_children() == []

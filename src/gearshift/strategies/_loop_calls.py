@@ -56,6 +56,10 @@ class LoopCalls:
                 value = await bounded(fn(item), timeout, first + pos, item)
             except Exception as exc:
                 result.errors[pos] = exc
+            except asyncio.CancelledError as exc:
+                if cancelled_from_outside():
+                    raise
+                result.errors[pos] = exc  # the coroutine raised it itself: its item's error
             result.values.append(value)
             result.seconds.append(perf_counter() - start)
         return result
@@ -80,6 +84,13 @@ class LoopCalls:
                     result.errors[pos] = exc
                 result.seconds[pos] += perf_counter() - start
         return result
+
+
+def cancelled_from_outside() -> bool:
+    """Is the running task itself being cancelled (shutdown, early exit), rather than a user
+    coroutine raising `CancelledError` on its own? Python 3.10 cannot tell: it says yes."""
+    cancelling = getattr(asyncio.current_task(), "cancelling", None)
+    return cancelling is None or cancelling() > 0
 
 
 async def bounded(awaitable: Awaitable[Any], timeout: float | None, index: int, item: Any) -> Any:

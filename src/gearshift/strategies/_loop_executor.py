@@ -23,7 +23,11 @@ from typing import Any
 
 from gearshift.errors import InitializerFailed
 from gearshift.outcome import ChunkResult
-from gearshift.strategies._loop_calls import CANCEL_GRACE_SECONDS, LoopCalls
+from gearshift.strategies._loop_calls import (
+    CANCEL_GRACE_SECONDS,
+    LoopCalls,
+    cancelled_from_outside,
+)
 from gearshift.strategies.base import ChunkExecutor, Initializer
 
 _SHUT = "the executor was shut down"
@@ -196,7 +200,8 @@ class LoopExecutor(ChunkExecutor):
             try:
                 future.set_result(await call.make())
             except BaseException as exc:  # even cancellation: the outcome goes to the future
-                future.set_exception(CancelledError(_SHUT) if _cancelled(exc) else exc)
+                ours = isinstance(exc, asyncio.CancelledError) and cancelled_from_outside()
+                future.set_exception(CancelledError(_SHUT) if ours else exc)
 
     def _finished(self, call: _Call, task: asyncio.Task[None] | None = None) -> None:
         """The call's task ended (or never started): settle its future if nothing did."""
@@ -218,10 +223,6 @@ class _Call:
     future: Future[Any]
     make: Callable[[], Coroutine[Any, Any, Any]]
     settled: bool = False
-
-
-def _cancelled(exc: BaseException) -> bool:
-    return isinstance(exc, asyncio.CancelledError)
 
 
 def _serve(loop: asyncio.AbstractEventLoop) -> None:
