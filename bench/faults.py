@@ -34,7 +34,12 @@ def work(x: int) -> int:
 FAULTY = True
 
 
-def run(faulty: bool) -> tuple[float, collections.Counter[str]]:
+EXPECTED = {0: "WorkerDied", 1: "TaskTimeout", 2: "TaskFailed"}  # by item % 100
+
+
+def run(faulty: bool) -> tuple[float, collections.Counter[str], int]:
+    """Wall time, outcome counts, and how many outcomes are not the ones their item asked for
+    (a wrong error, an error that names another item, a wrong value)."""
     global FAULTY
     FAULTY = faulty
     start = time.perf_counter()
@@ -45,12 +50,19 @@ def run(faulty: bool) -> tuple[float, collections.Counter[str]]:
     kinds = collections.Counter(
         type(r).__name__ if isinstance(r, gearshift.TaskError) else "result" for r in results
     )
-    return seconds, kinds
+    wrong = 0
+    for x, r in enumerate(results):
+        expected = EXPECTED.get(x % 100, "result") if faulty else "result"
+        if isinstance(r, gearshift.TaskError):
+            wrong += type(r).__name__ != expected or r.index != x
+        else:
+            wrong += expected != "result" or r != x
+    return seconds, kinds, wrong
 
 
 def main() -> None:
-    clean_seconds, clean = run(faulty=False)
-    fault_seconds, faults = run(faulty=True)
+    clean_seconds, clean, clean_wrong = run(faulty=False)
+    fault_seconds, faults, fault_wrong = run(faulty=True)
     errors = sum(n for kind, n in faults.items() if kind != "result")
     print(f"no faults : {clean_seconds:6.2f} s  {dict(clean)}")
     print(f"1%/1%/1%  : {fault_seconds:6.2f} s  {dict(faults)}")
@@ -58,10 +70,10 @@ def main() -> None:
         f"faulty / clean wall time: {fault_seconds / clean_seconds:.2f}x "
         f"(20 hangs x {TASK_TIMEOUT} s on 2 workers cost >= {20 * TASK_TIMEOUT / 2:.0f} s)"
     )
-    ok = faults["result"] == 1_940 and errors == 60
+    ok = faults["result"] == 1_940 and errors == 60 and not clean_wrong + fault_wrong
     print(
         f"{'PASS' if ok else 'FAIL'}: {faults['result']} results and {errors} named errors "
-        "(target 1,940 and 60)"
+        f"(target 1,940 and 60); outcomes not matching their item: {clean_wrong + fault_wrong}"
     )
 
 

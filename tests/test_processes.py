@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
@@ -10,8 +11,10 @@ import textwrap
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from concurrent.futures import BrokenExecutor
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -20,7 +23,7 @@ import gearshift
 from _namespaces import run_without_dev_shm
 from gearshift import TaskFailed, TaskTimeout, UsageError, WorkerDied
 from gearshift.errors import RemoteError, WorkerStartFailed
-from gearshift.strategies import _launch
+from gearshift.strategies import _launch, _pool_state
 from gearshift.strategies._launch import START_METHODS, default_start_method
 from gearshift.strategies._pool import ProcessPool
 
@@ -78,6 +81,45 @@ def test_task_timeout_kills_only_the_stuck_worker() -> None:
     assert isinstance(got[1], TaskTimeout) and isinstance(got[1], TimeoutError)
     assert got[1].index == 1 and got[1].timeout == 1.0
     assert [g for i, g in enumerate(got) if i != 1] == [0, 2, 3, 4, 5]
+    assert it.statistics().workers_lost == 1  # killed, and a replacement ran the rest
+
+
+SLOW_IMPORT_MODULE = """
+import os, time
+if os.environ.get("GEARSHIFT_WORKER"):  # in a worker: a heavy import (torch, on a busy machine)
+    time.sleep({seconds})
+def identity(x):
+    return x
+"""
+
+
+def _slow_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seconds: float) -> Any:
+    """A function whose module takes `seconds` to import in each new worker (not here)."""
+    name = f"slow_import_{int(seconds * 1000)}"
+    (tmp_path / f"{name}.py").write_text(SLOW_IMPORT_MODULE.format(seconds=seconds))
+    monkeypatch.syspath_prepend(str(tmp_path))  # workers get this sys.path
+    return importlib.import_module(name).identity
+
+
+def test_importing_fns_module_in_a_worker_is_not_the_items_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    identity = _slow_module(tmp_path, monkeypatch, 1.0)
+    got = gearshift.map(identity, range(4), strategy="processes", task_timeout=0.3)
+    assert got == [0, 1, 2, 3]
+
+
+def test_a_module_that_never_finishes_importing_still_times_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_pool_state, "LOAD_SECONDS", 1.0)
+    identity = _slow_module(tmp_path, monkeypatch, 60)
+    start = time.monotonic()
+    got = gearshift.map(
+        identity, [7], strategy="processes", task_timeout=0.3, return_exceptions=True
+    )
+    assert time.monotonic() - start < 20
+    assert isinstance(got[0], TaskTimeout) and "to load fn" in str(got[0])
 
 
 def test_unpicklable_item_fails_only_that_item() -> None:
@@ -116,14 +158,25 @@ class Unpicklable(Exception):
         raise TypeError("no pickling")
 
 
-def test_unpicklable_exception_arrives_as_its_type_and_message() -> None:
+@pytest.mark.parametrize(
+    ("make", "type_name", "message"),
+    [
+        (lambda: Unpicklable(threading.Lock()), "Unpicklable", "with a handle"),
+        (lambda: ValueError("bad", threading.Lock()), "builtins.ValueError", "bad"),
+    ],
+    ids=["reduce-raises", "unpicklable-args"],
+)
+def test_unpicklable_exception_arrives_as_its_type_and_message(
+    make: Callable[[], BaseException], type_name: str, message: str
+) -> None:
     def raise_it(_: int) -> None:
-        raise Unpicklable(threading.Lock())
+        raise make()
 
     with pytest.raises(TaskFailed) as info:
         gearshift.map(raise_it, [1], strategy="processes")
     cause = info.value.__cause__
-    assert isinstance(cause, RemoteError) and "Unpicklable" in cause.type_name
+    assert isinstance(cause, RemoteError) and type_name in cause.type_name
+    assert message in cause.message
     assert "raise_it" in str(cause.__cause__)  # the traceback text still travels
 
 
@@ -134,8 +187,11 @@ def test_base_exceptions_in_tasks_fail_the_item_not_the_pool(exc: BaseException)
             raise exc
         return x
 
-    got = gearshift.map(raise_it, range(3), strategy="processes", return_exceptions=True)
+    it = gearshift.imap(raise_it, range(3), strategy="processes", return_exceptions=True)
+    got = list(it)
     assert got[0] == 0 and got[2] == 2 and isinstance(got[1], TaskFailed)
+    assert type(got[1].__cause__) is type(exc)
+    assert it.statistics().workers_lost == 0  # the worker lived on
 
 
 def test_script_without_main_guard_runs(tmp_path: Path) -> None:

@@ -69,6 +69,7 @@ class Piece:
     isolated: bool = False  # re-run alone after a death: a death now is this item's
     done: int = 0  # positions reported so far
     item_started: float = 0.0
+    loading: bool = False  # its worker is loading a function new to it (importing its module)
     blob: bytes | None = None  # the pickled items, made once
 
     @property

@@ -259,6 +259,7 @@ class _Dispatcher(PoolState):
             worker.fn_keys[job.fn_key] = None
         if not worker.pieces:
             piece.item_started = time.monotonic()
+        piece.loading = fn_bytes is not None and piece.exact  # the worker says when it is done
         if worker.budget is not None:
             worker.budget -= piece.stop - piece.start
         worker.pieces.append(piece)

@@ -39,6 +39,10 @@ from gearshift.errors import (
 from gearshift.strategies._handles import Call, Job, Piece, WorkerHandle, kill, rebuild
 from gearshift.strategies._worker import FN_CACHE_SIZE, STOP
 
+# How long a worker may take to load a function new to it (importing its module: torch, pandas)
+# before its first item's task_timeout starts; past this, that item gets TaskTimeout anyway.
+LOAD_SECONDS = 60.0
+
 
 class PoolState:
     """Queue, workers and counters, and the accounting of every message, death and timeout."""
@@ -128,10 +132,11 @@ class PoolState:
         if kind == "log":  # the pool's own handlers emit the worker's record
             logging.getLogger(message[1].name).handle(message[1])
             return
-        if kind == "ready":
+        if kind in ("ready", "started"):  # initialized / loaded fn: deadlines start now
             worker.ready = True
             if worker.pieces:
                 worker.pieces[0].item_started = time.monotonic()
+                worker.pieces[0].loading = worker.pieces[0].loading and kind == "ready"
             return
         if kind == "init_failed":
             exc = rebuild(message[1])
@@ -219,8 +224,10 @@ class PoolState:
         """When the item `worker` is running becomes overdue (None: no timeout, or not started)."""
         if not worker.ready or not worker.pieces:
             return None
-        timeout = worker.pieces[0].job.task_timeout
-        return None if timeout is None else worker.pieces[0].item_started + timeout
+        piece, timeout = worker.pieces[0], worker.pieces[0].job.task_timeout
+        if timeout is not None and piece.loading:  # importing fn's module is not the item's time
+            timeout = max(timeout, LOAD_SECONDS)
+        return None if timeout is None else piece.item_started + timeout
 
     def next_deadline(self) -> float | None:
         deadlines = [d for w in self.workers if (d := self.deadline(w)) is not None]
@@ -255,6 +262,8 @@ class PoolState:
             error: TaskError
             if timeout is not None:
                 why = f"ran longer than task_timeout={timeout}s and its worker was killed"
+                if running.loading:
+                    why = f"did not start: its worker took over {LOAD_SECONDS:g}s to load fn"
                 error = job.error_for(pos, TaskTimeout, why, timeout=timeout)
             else:
                 pid, code = worker.proc.pid, worker.proc.returncode

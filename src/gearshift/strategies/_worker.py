@@ -8,6 +8,7 @@ with multiprocessing.connection's framing (a 4-byte length, or -1 and an 8-byte 
     pool ── ("init", sys_path, initializer, log_levels) ─────────►  worker
          ── ("run", fn_key, fn_bytes | None, items_blob, report_each) ►
          ◄─ ("ready",) ───────────────────────────────────────────   initialized
+         ◄─ ("started",) ─────────────────────────────────────────   a new fn loaded (timed runs)
          ◄─ ("done", values, seconds, errors, final) ─────────────   per item or per chunk
          ◄─ ("init_failed", error) / ("fail", error) ─────────────   the initializer / a chunk
          ◄─ ("log", record) ──────────────────────────────────────   a logging record, any time
@@ -31,13 +32,15 @@ from time import perf_counter
 
 TYPE_CHECKING = False  # typing itself is not imported: a worker pays for what it uses
 if TYPE_CHECKING:
-    import logging
     from collections.abc import Callable
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
     from typing import Any
 
 FN_CACHE_SIZE = 8  # functions a worker keeps unpickled, oldest evicted first
 STOP = pickle.dumps(("stop",), protocol=5)
 READY = pickle.dumps(("ready",), protocol=5)
+STARTED = pickle.dumps(("started",), protocol=5)
 _SIZE, _BIG = Struct("!i"), Struct("!Q")
 
 
@@ -153,22 +156,30 @@ def _run(
 class _Logs:
     """Sends this worker's log records to the pool, whose own handlers then emit them.
 
-    Installed only once a task's code has imported logging, so workers never pay for it.
+    Installed the moment a task's code imports logging (an import hook waits for it), so
+    workers never pay for logging they do not use, and not even a task's first record is lost.
     """
 
     def __init__(self, channel: Channel, levels: dict[str, int]) -> None:
         self.channel, self.levels, self.on = channel, levels, False
 
     def install(self) -> None:
-        if self.on or "logging" not in sys.modules:
+        if self.on:
             return
-        import logging
+        if "logging" not in sys.modules:
+            if not any(isinstance(f, _AfterImport) for f in sys.meta_path):
+                sys.meta_path.insert(0, _AfterImport("logging", self._forward))
+            return
+        self._forward(sys.modules["logging"])
 
+    def _forward(self, logging: ModuleType) -> None:
+        if self.on:
+            return
         self.on = True
         channel = self.channel
 
-        class Forward(logging.Handler):
-            def emit(self, record: logging.LogRecord) -> None:  # as QueueHandler.prepare does
+        class Forward(logging.Handler):  # type: ignore[name-defined,misc]
+            def emit(self, record: Any) -> None:  # as QueueHandler.prepare does
                 try:
                     message = self.format(record)
                     record = logging.makeLogRecord(record.__dict__)
@@ -183,6 +194,44 @@ class _Logs:
             logging.getLogger(name or None).setLevel(level)
 
 
+class _AfterImport:
+    """A meta path finder that calls `then(module)` right after `name` is first imported (its
+    real loader runs as usual). It stays in sys.meta_path, inert: removing it could make another
+    thread's import, iterating that list, skip a finder."""
+
+    def __init__(self, name: str, then: Callable[[ModuleType], None]) -> None:
+        self.name, self.then, self.done = name, then, False
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
+        if fullname != self.name or self.done:
+            return None
+        self.done = True
+        for finder in sys.meta_path:
+            find = None if finder is self else getattr(finder, "find_spec", None)
+            spec: ModuleSpec | None = None if find is None else find(fullname, path, target)
+            if spec is not None and spec.loader is not None:
+                spec.loader = _ThenLoader(spec.loader, self.then)  # type: ignore[assignment]
+                return spec
+        return None
+
+
+class _ThenLoader:
+    """The real loader, then `then(module)`; everything else is the real loader's."""
+
+    def __init__(self, loader: Any, then: Callable[[ModuleType], None]) -> None:
+        self.loader, self.then = loader, then
+
+    def exec_module(self, module: ModuleType) -> None:
+        self.loader.exec_module(module)
+        try:  # noqa: SIM105 - workers do not import contextlib
+            self.then(module)
+        except Exception:  # not forwarded: records go where logging sends them by default
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loader, name)
+
+
 def _flush() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -192,9 +241,18 @@ def _flush() -> None:
             pass
 
 
+def _line_buffered() -> None:
+    """Each line a task prints leaves at once: a task that then hangs or dies loses none."""
+    try:  # noqa: SIM105 - workers do not import contextlib
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    except (AttributeError, OSError, ValueError):  # replaced or closed: leave it be
+        pass
+
+
 def serve(fd: int) -> None:
     """Run chunks from the pool until told to stop; never returns."""
     _signal.signal(_signal.SIGINT, _signal.SIG_IGN)  # Ctrl-C is the pool owner's to handle
+    _line_buffered()
     channel = Channel(fd)
     inbox: SimpleQueue[bytearray] = SimpleQueue()
     threading.Thread(target=_read, args=(channel, inbox), daemon=True).start()
@@ -230,6 +288,8 @@ def serve(fd: int) -> None:
         except Exception as exc:  # e.g. fn's module cannot be imported here
             channel.send(_dumps(("fail", _portable_error(exc))))
             continue
+        if report_each and fn_bytes is not None:  # importing fn's module is not the item's time
+            channel.send(STARTED)
         logs.install()
         groups = [[item] for item in items] if report_each else [items]
         for n, group in enumerate(groups, 1):
