@@ -192,3 +192,13 @@ def test_statistics_of_the_process_pool() -> None:
         stats = ex.statistics()
     assert stats.tasks_submitted == stats.tasks_done == 6
     assert 1 <= stats.workers_started <= 2 and stats.workers_lost == 0
+
+
+def test_max_tasks_per_child_keeps_the_strategys_other_settings() -> None:
+    strategy = gearshift.Processes(2, start_method="spawn", blas_threads=1)
+    with gearshift.Executor(strategy=strategy, max_tasks_per_child=3) as ex:
+        assert isinstance(ex.strategy, gearshift.Processes)
+        assert (ex.strategy.start_method, ex.strategy.blas_threads) == ("spawn", 1)
+        assert ex.strategy.max_tasks_per_child == 3
+        assert list(ex.map(abs, [-1, -2])) == [1, 2]
+    assert strategy.max_tasks_per_child is None  # the caller's instance is left as it was

@@ -457,12 +457,6 @@ except KeyboardInterrupt:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Executor.__exit__ is concurrent.futures': on Ctrl-C it waits for every submitted "
-    "task; it should terminate the pool (strategy.abort) when the block ends in "
-    "KeyboardInterrupt (src/gearshift/executor.py, see the issue 3 audit)",
-)
 def test_one_ctrl_c_inside_an_executor_block_stops_it_within_two_seconds(
     tmp_path: Path,
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 import weakref
 from collections import deque
@@ -14,7 +15,7 @@ from typing import Any, TypeVar
 from gearshift.errors import UsageError
 from gearshift.outcome import Statistics
 from gearshift.strategies import resolve
-from gearshift.strategies.base import Strategy
+from gearshift.strategies.base import Strategy, check_workers
 
 T = TypeVar("T")
 
@@ -47,8 +48,9 @@ class Executor(_StdExecutor):
                     f"max_tasks_per_child recycles worker processes; strategy "
                     f"{self.strategy.name!r} has none: use strategy='processes'"
                 )
-            self.strategy = Processes(
-                self.strategy.max_workers, max_tasks_per_child=max_tasks_per_child
+            self.strategy = copy.copy(self.strategy)  # keeps its start_method, blas_threads
+            self.strategy.max_tasks_per_child = check_workers(
+                max_tasks_per_child, "max_tasks_per_child"
             )
         self._inner = self.strategy.executor(initializer=initializer, initargs=tuple(initargs))
 
@@ -95,6 +97,14 @@ class Executor(_StdExecutor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._inner.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        """Leaving the block waits for the submitted calls, as the standard pools do; leaving it
+        by Ctrl-C stops them instead (kills process workers), so one press is enough."""
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            self.strategy.abort(self._inner)
+        else:
+            self.shutdown(wait=True)
 
     def statistics(self) -> Statistics:
         """Counters of the pool (processes); zeros for strategies that keep none."""
