@@ -31,7 +31,6 @@ _LAZY = {
     "imap": "gearshift.api",
     "Executor": "gearshift.executor",
     "Statistics": "gearshift.outcome",
-    "TaskOutcome": "gearshift.outcome",
     "Strategy": "gearshift.strategies.base",
     "Serial": "gearshift.strategies._serial",
     "Threads": "gearshift.strategies._threads",
@@ -81,7 +80,7 @@ if TYPE_CHECKING:
     from gearshift.downloader import DownloadResult, download
     from gearshift.executor import Executor
     from gearshift.imageserver import ImageServer
-    from gearshift.outcome import Statistics, TaskOutcome
+    from gearshift.outcome import Statistics
     from gearshift.profiler import Profile, profile
     from gearshift.serverless import LambdaPlan, plan_lambda
     from gearshift.strategies._asyncio import Asyncio

@@ -1,4 +1,4 @@
-"""Values that describe what happened: one item's outcome, a chunk's results, a pool's counters."""
+"""Values that describe what happened: a chunk's results, a pool's or a map call's counters."""
 
 from __future__ import annotations
 
@@ -6,23 +6,6 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-from gearshift.errors import TaskError
-
-
-@dataclass(frozen=True)
-class TaskOutcome:
-    """What became of one input item: its value or the error that names it."""
-
-    index: int
-    value: Any = None
-    error: TaskError | None = None
-    seconds: float = 0.0
-    attempts: int = 1
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 @dataclass
