@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -9,6 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+# A shell that starts a job in the background (`make test &` without job control) ignores
+# SIGINT in it, and every child inherits that: the Ctrl-C tests would then send signals
+# nobody hears. A handler here makes children start with the default action, as from a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Every strategy the shared behaviour suite (tests/test_api.py) runs on. A strategy whose
 # extra is installed by `make test` belongs here, so CI runs its tests for real.
