@@ -423,7 +423,8 @@ def test_one_ctrl_c_stops_everything_within_two_seconds(tmp_path: Path, method: 
 def test_one_ctrl_c_interrupts_in_process_strategies_and_runs_nothing_more(
     tmp_path: Path, name: str, width: int
 ) -> None:
-    child = _start_ctrl_c_script(tmp_path, name, 2.0)
+    child = _start_ctrl_c_script(tmp_path, name, 5.0)  # long enough that a slow test process
+    # cannot see item 2 start before its Ctrl-C lands
     assert child.stdout is not None
     try:
         started = {child.stdout.readline().strip() for _ in range(width)}
