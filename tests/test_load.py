@@ -53,3 +53,13 @@ def _cores() -> set[int]:
     import os
 
     return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else {0, 1}
+
+
+def test_a_steal_tick_in_a_short_window_is_not_read_as_most_of_it() -> None:
+    mark = Mark()
+    burn(0.002)
+    mark.steal -= 0.005  # one 10 ms tick of steal on 2 CPUs landed in these 2 ms
+    elapsed = time.perf_counter() - mark.wall
+    lost = mark.stolen(busy=0.002)
+    assert lost <= max(0.0, elapsed - 0.002)  # never more than the time the thread was off CPU
+    assert lost < 0.0002  # averaged over STEAL_WINDOW, not over 2 ms (which would say 90%)

@@ -13,6 +13,10 @@ import threading
 import time
 
 MAX_STEAL = 0.9  # of a CPU's time; beyond it the estimate would divide by almost nothing
+# Steal is averaged over at least this long: /proc/stat counts it in ticks (10 ms of a CPU at
+# USER_HZ 100), and one tick landing in a 1 ms window read as 90% steal, which made 1.5 M tiny
+# items look like 0% CPU (waiting-bound).
+STEAL_WINDOW = 0.1
 
 
 def runqueue_seconds(native_id: int | None = None) -> float:
@@ -54,8 +58,9 @@ class Mark:
         """Seconds since the mark that `busy` CPU seconds of this thread lost to steal.
 
         A running thread loses the share f of steal on its CPU: its CPU time covers 1 - f of the
-        wall time it ran, so it lost busy x f / (1 - f).
+        wall time it ran, so it lost busy x f / (1 - f); never more than its time off CPU.
         """
-        share = (steal_seconds() - self.steal) / max(time.perf_counter() - self.wall, 1e-9)
+        elapsed = time.perf_counter() - self.wall
+        share = (steal_seconds() - self.steal) / max(elapsed, STEAL_WINDOW)
         share = min(MAX_STEAL, max(0.0, share))
-        return busy * share / (1.0 - share)
+        return min(busy * share / (1.0 - share), max(0.0, elapsed - busy))

@@ -186,8 +186,9 @@ def _scaling(
     before the next thread wakes up read 2x.
     """
     measured = phases.measured
-    own = max(sum(r.wall for r in measured) - phases.preempted, 1e-9) / len(measured)
-    cpu = min(own, sum(r.cpu for r in measured) / len(measured))
+    n, wall = len(measured), sum(r.wall for r in measured)
+    cpu = min(wall, sum(r.cpu for r in measured)) / n
+    own = max((wall - phases.preempted) / n, cpu, 1e-9)  # load takes no CPU time
     waves, share, part, resized = cpu < WAVE_BELOW_SHARE * own, cpu / own, 0.5, False
     while True:
         threads, count = _phase_two_size(own, cpu, limits, len(phases.taken), part)

@@ -240,8 +240,8 @@ def _profile(
     shipping = ship_cost(fn, pairs)
     measured = phases.measured
     wall = statistics.fmean(r.wall for r in measured)
-    preempted = min(phases.preempted / len(measured), wall)
-    cpu = min(wall - preempted, statistics.fmean(r.cpu for r in measured))
+    cpu = min(wall, statistics.fmean(r.cpu for r in measured))
+    preempted = min(phases.preempted / len(measured), wall - cpu)  # load takes no CPU time
     walls = [r.wall for r in measured]
     if len(walls) < 2:
         walls = [r.wall for r in phases.threaded]
