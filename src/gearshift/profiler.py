@@ -37,6 +37,9 @@ __all__ = ["Profile", "Sample", "available_cores", "profile", "profile_sample"]
 SHIP_ITEMS = 8  # sampled items (and results) pickled, spread over the sample
 SHIP_SECONDS = 0.02  # ... stopping once pickling took this long
 SHIP_BATCH = 1000  # at most, timed together (a chunk of tiny items is this size or more)
+# Objects that took this long each were timed well enough alone: a pickle call's own cost (some
+# us) is noise there, and timing them again in a batch cost a 10 MB list's sample ~60 ms.
+SHIP_ALONE_SECONDS = 1e-4
 WATCH_SECONDS = 0.05  # long items still running: how often `until` is asked again
 
 
@@ -272,6 +275,7 @@ def ship_cost(fn: Callable[[Any], Any], pairs: list[tuple[Any, Record | None]]) 
     import cloudpickle
 
     sizes: dict[str, list[float]] = {"in": [], "out": []}
+    times: dict[str, list[float]] = {"in": [], "out": []}
     shipped: dict[str, list[Any]] = {"in": [], "out": []}
     unpicklable = None
     step = max(1, len(pairs) // SHIP_ITEMS)
@@ -294,7 +298,8 @@ def ship_cost(fn: Callable[[Any], Any], pairs: list[tuple[Any, Record | None]]) 
                 what = "an argument" if direction == "in" else "a result"
                 unpicklable = unpicklable or f"{what} (item {index}): {type(exc).__name__}: {exc}"
                 continue
-            spent += time.perf_counter() - start
+            times[direction].append(time.perf_counter() - start)
+            spent += times[direction][-1]
             sizes[direction].append(len(data))
             shipped[direction].append(obj)
         if spent >= SHIP_SECONDS:
@@ -308,11 +313,17 @@ def ship_cost(fn: Callable[[Any], Any], pairs: list[tuple[Any, Record | None]]) 
         "in": [item for item, _ in many],
         "out": [r.value for _, r in many if r is not None and r.error is None],
     }
+
+    def per_object(way: str) -> float:
+        if _mean(times[way]) >= SHIP_ALONE_SECONDS:  # dear objects: timed alone already
+            return _mean(times[way])
+        return _per_object(everything[way], shipped[way])
+
     return {
         "payload_bytes_in": _mean(sizes["in"]),
         "payload_bytes_out": _mean(sizes["out"]),
-        "ship_seconds_in": _per_object(everything["in"], shipped["in"]),
-        "ship_seconds_out": _per_object(everything["out"], shipped["out"]),
+        "ship_seconds_in": per_object("in"),
+        "ship_seconds_out": per_object("out"),
         "unpicklable": unpicklable,
     }
 
