@@ -28,7 +28,8 @@ rule 4 holds), ship its cloudpickle dumps+loads time (argument and result), W th
   threads    rate = min(W' / t, cores / cpu, 1 / gil, s / t), W' = min(W, chunks), s the
              wave's measured speedup if it saturated (rule 3)
   processes  rate = min(W' / (t + ship + PROCESS_CHUNK_SECONDS / chunk), cores / (cpu + ship),
-                        2 / ship, s / t), 2 / ship because the parent pickles half of it alone
+                        1 / (ship / 2 + PROCESS_ITEM_SECONDS), s / t): the parent alone pickles
+                        half of the shipping and handles every item
   asyncio    rate = min(W' / t, 1 / cpu): one thread runs every coroutine's CPU part
   speedup = n t / (start + n / rate), start = PROCESS_START_SECONDS for processes, else 0
 """
@@ -71,6 +72,12 @@ UNEVEN_VARIATION = 1.0  # items' wall times vary more than this: halve chunks to
 # start_method="spawn": ~40 ms). Measured with 2 workers: 50-54 ms (bench/pool.py, "1st call").
 PROCESS_START_SECONDS = 0.05
 PROCESS_CHUNK_SECONDS = 150e-6  # per chunk shipped to a process: pipe round trip and framing
+# The parent's own cost per item sent to processes, besides pickling: cutting chunks, handing
+# results back one by one, its pool threads' share of the GIL. Measured: 1.5 M x identity on
+# processes x 2 took 0.25 us per item after the start, of which pickling ints took ~0.05 us.
+# Without it, 1.5 M x*x (serial 0.24 us per item in map) was predicted up to 1.2x on processes
+# and ran 0.7x there (bench/auto.py, tiny x*x).
+PROCESS_ITEM_SECONDS = 0.2e-6
 THREAD_CHUNK_SECONDS = 30e-6  # per chunk handed to a thread: a future and a queue hop
 
 
@@ -277,7 +284,7 @@ def _options(profile: Profile, n: int | None) -> list[Option]:
         "processes": min(
             busy("processes") / (t + ship + PROCESS_CHUNK_SECONDS / chunks["processes"]),
             cores / (cpu + ship),
-            2 / ship if ship else math.inf,
+            1 / (ship / 2 + PROCESS_ITEM_SECONDS),
             measured,
         ),
         "asyncio": min(busy("asyncio") / t, 1 / cpu),
