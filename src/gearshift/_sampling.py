@@ -49,7 +49,9 @@ SCALING_THREADS = 2  # 2 threads tell GIL-bound (1.0x) from GIL-free or waiting 
 THREAD_PHASE_SECONDS = 0.1
 # Half of it decides when it reads outside these (bench/auto.py, 0.05-0.06 s on 2 threads, load
 # 1-13: pure Python and json read 0.97-1.58x, hashlib and zlib 1.43-2.0x; between: the whole).
-CLEAR_BELOW, CLEAR_ABOVE = 1.3, 1.85
+# json.loads read 1.12-1.32x at load 1-2, so below 1.3 it often paid for the whole phase (~50 ms
+# more at 1x); a reading under 1.4 that was GIL-free after all goes to processes, the safe side.
+CLEAR_BELOW, CLEAR_ABOVE = 1.4, 1.85
 MAX_SCALING = 2000
 MIN_SCALING_SECONDS = 0.005  # of work per thread; less measures thread start-up, not the work
 WAITING_SECONDS = 0.02  # phase 1, once its items wait (bench/auto.py: 2 sleeps or HTTP GETs do)
