@@ -7,7 +7,8 @@ How big the sample is (the constants below):
   1. sequential: items run one at a time in the calling thread until they took SEQUENTIAL_SECONDS
      (at least MIN_SEQUENTIAL, at most MAX_SEQUENTIAL items; once they are waiting-bound,
      WAITING_SECONDS does). The profile leaves the first item out of its averages when there
-     are others: it often pays for imports and cold caches.
+     are others: it often pays for imports and cold caches. Meanwhile a canary thread
+     (_canary.py) measures how long it waits for the GIL.
   2. on threads, items run at once; their throughput over one thread's is `thread_speedup`.
      CPU-bound items (CPU share >= WAVE_BELOW_SHARE): about THREAD_PHASE_SECONDS x CPU share
      of work (at least one item per thread, at most MAX_SCALING items) on SCALING_THREADS
@@ -17,7 +18,9 @@ How big the sample is (the constants below):
      MAX_WAVE, and at most half the items left, unless all of them fit in it: then the wave IS
      the run), each taking ~WAVE_SECONDS of items. The wave does real work at full width while
      it shows whether throughput still rises there.
-     Coroutine functions skip this phase.
+     Coroutine functions skip this phase, and so, in map(strategy="auto"), do CPU-bound items
+     whose canary waited HELD_SWITCHES switch intervals or more: they hold the GIL, and on 2
+     threads they would run at 1x while the run waits for its processes.
   3. shipping (profiler.py): a few items and results go through cloudpickle.
 A fixed sample size (`sample=N`) runs half of it on SCALING_THREADS threads, if that gives each
 thread an item.
@@ -25,6 +28,7 @@ thread an item.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +36,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
+from gearshift._canary import Canary
 from gearshift._cores import available_cores
 from gearshift._load import Mark
 from gearshift.errors import UsageError
@@ -60,6 +65,9 @@ WAITING_SECONDS = 0.02  # phase 1, once its items wait (bench/auto.py: 2 sleeps 
 WAVE_BELOW_SHARE = 0.5
 MAX_WAVE = 64  # threads; as chooser.MAX_THREADS: no wider than the run itself may go
 WAVE_SECONDS = 0.02  # of items per wave thread: short items run several, so the wave measures
+# Phase 1's canary (_canary.py) waited this many switch intervals for the GIL or more (median):
+# the items hold it. Held read 1.04-1.22 intervals, GIL-free 0.02 (bench/auto.py, load 1).
+HELD_SWITCHES = 0.5
 
 
 @dataclass
@@ -105,6 +113,7 @@ class Phases:
     exhausted: bool = False
     watch: Watch | None = None  # long items (_watch.py): the sample's items, some still running
     held: bool = False  # the first item held the GIL throughout, for long (_watch.py): enough
+    gil_wait: float | None = None  # how long another thread waited for the GIL in phase 1
 
 
 @dataclass(frozen=True)
@@ -131,10 +140,21 @@ def run_sample(
         phases.watch = watch_first(fn, iterator, limits, phases)
         if phases.watch is not None or phases.exhausted or phases.held:
             return phases
-    _sequential(fn, iterator, limits.size, phases)
-    if not phases.exhausted:
+    with Canary() as canary:
+        _sequential(fn, iterator, limits.size, phases)
+    phases.gil_wait = canary.wait()
+    if not phases.exhausted and not (limits.watch and _holds_gil(phases)):
         _scaling(fn, iterator, limits, phases)
     return phases
+
+
+def _holds_gil(phases: Phases) -> bool:
+    """For map(strategy="auto"): phase 1's items computed and held the GIL, by the canary,
+    so phase 2 (which runs them at 1x, while processes would run them at cores x) is skipped."""
+    if phases.gil_wait is None or phases.gil_wait < HELD_SWITCHES * sys.getswitchinterval():
+        return False
+    wall = sum(r.wall for r in phases.measured)
+    return sum(r.cpu for r in phases.measured) >= WAVE_BELOW_SHARE * wall > 0
 
 
 def _sequential(

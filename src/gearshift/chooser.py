@@ -247,6 +247,9 @@ def _facts(profile: Profile) -> str:
         return f"waiting-bound: {share} ({per_item}, {cpu} CPU{scaled})"
     if not profile.gil_enabled:
         gil = "the GIL is off (free-threaded interpreter)"
+    elif profile.thread_speedup is None and profile.holds_gil:
+        wait = seconds(profile.gil_wait_seconds or 0.0)
+        gil = f"holding the GIL (another thread waited {wait} for it, a switch interval)"
     elif profile.thread_speedup is None:
         gil = "assumed to hold the GIL (thread scaling not measured: items too short or too few)"
     else:

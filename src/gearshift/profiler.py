@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import pickle
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
@@ -26,7 +27,15 @@ from typing import Any
 
 from gearshift._cores import available_cores, gil_enabled
 from gearshift._pickling import dumps
-from gearshift._sampling import MAX_WAVE, SCALING_THREADS, Limits, Phases, Record, run_sample
+from gearshift._sampling import (
+    HELD_SWITCHES,
+    MAX_WAVE,
+    SCALING_THREADS,
+    Limits,
+    Phases,
+    Record,
+    run_sample,
+)
 from gearshift.errors import ProfileError, UsageError
 from gearshift.outcome import ChunkResult
 from gearshift.strategies.base import is_async_callable
@@ -67,6 +76,13 @@ class Profile:
     sample_seconds: float
     scaling_threads: int = SCALING_THREADS
     items_running: int = 0  # long items still running when measured: times so far
+    gil_wait_seconds: float | None = None  # another thread's median wait for the GIL meanwhile
+
+    @property
+    def holds_gil(self) -> bool:
+        """Another thread waited a large part of a switch interval for the GIL: it is held."""
+        wait = self.gil_wait_seconds
+        return wait is not None and wait >= HELD_SWITCHES * sys.getswitchinterval()
 
     @property
     def seconds_per_item(self) -> float:
@@ -134,6 +150,9 @@ class Profile:
             return "not measured (coroutine function)"
         if self.thread_speedup is None and self.items_running:
             return "not measured (long items, decided while they ran)"
+        if self.thread_speedup is None and self.holds_gil:
+            wait = seconds(self.gil_wait_seconds or 0.0)
+            return f"not needed: another thread waited {wait} for the GIL, a switch interval"
         if self.thread_speedup is None:
             return "not measured (too few or too short items)"
         return f"{self.scaling_threads} threads ran {self.thread_speedup:.1f}x"
@@ -257,6 +276,7 @@ def _profile(
         cpu_seconds_per_item=cpu,
         preempted_seconds_per_item=preempted,
         thread_speedup=phases.thread_speedup,
+        gil_wait_seconds=phases.gil_wait,
         scaling_threads=phases.threads,
         variation=variation,
         cores=available_cores(),
