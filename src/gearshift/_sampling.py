@@ -21,7 +21,7 @@ How big the sample is (the constants below):
      Coroutine functions skip this phase, and so, in map(strategy="auto"), do CPU-bound items
      whose canary waited HELD_SWITCHES switch intervals or more: they hold the GIL, and on 2
      threads they would run at 1x while the run waits for its processes.
-  3. shipping (profiler.py): a few items and results go through cloudpickle.
+  3. shipping (_shipping.py): a few items and results are pickled as workers get them.
 A fixed sample size (`sample=N`) runs half of it on SCALING_THREADS threads, if that gives each
 thread an item.
 """
