@@ -29,23 +29,13 @@ def run_chunk(
     """Run `fn` over `items`, capturing each item's exception instead of stopping at the first.
 
     A remote worker passes `catch=BaseException` so that even `SystemExit` from user code
-    becomes that item's error instead of ending the worker. One timer serves the chunk (items
-    get equal shares): timing each item would cost more than a tiny item's own work.
+    becomes that item's error instead of ending the worker. Items get equal shares of one
+    timer, as in a process worker, whose loop this is.
     """
-    from time import perf_counter
+    from gearshift.strategies._worker import run_items
 
-    values: list[Any] = []
-    append = values.append
-    errors: dict[int, BaseException] = {}
-    start = perf_counter()
-    for pos, item in enumerate(items):
-        try:
-            append(fn(item))
-        except catch as exc:
-            append(None)
-            errors[pos] = exc
-    share = (perf_counter() - start) / max(1, len(values))
-    return ChunkResult(values, [share] * len(values), errors)
+    values, seconds, errors = run_items(fn, items, catch)
+    return ChunkResult(values, [seconds / max(1, len(values))] * len(values), errors)
 
 
 def run_chunk_abandoning(

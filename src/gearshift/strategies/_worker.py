@@ -32,7 +32,7 @@ from time import perf_counter
 
 TYPE_CHECKING = False  # typing itself is not imported: a worker pays for what it uses
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from importlib.machinery import ModuleSpec
     from types import ModuleType
     from typing import Any
@@ -136,10 +136,11 @@ def _encode(
     return _dumps(("done", values, seconds, errors, final))
 
 
-def _run(
-    fn: Callable[[Any], Any], items: list[Any]
+def run_items(
+    fn: Callable[[Any], Any], items: Sequence[Any], catch: type[BaseException] = BaseException
 ) -> tuple[list[Any], float, dict[int, BaseException]]:
-    """Run `fn` on each item, one timer for all; even SystemExit is that item's error."""
+    """Run `fn` on each item, one timer for all (timing each would cost more than a tiny item's
+    work); an exception of type `catch` is that item's error. Here even SystemExit is."""
     values: list[Any] = []
     errors: dict[int, BaseException] = {}
     append = values.append
@@ -147,7 +148,7 @@ def _run(
     for pos, item in enumerate(items):
         try:
             append(fn(item))
-        except BaseException as exc:
+        except catch as exc:
             append(None)
             errors[pos] = exc
     return values, perf_counter() - start, errors
@@ -293,7 +294,7 @@ def serve(fd: int) -> None:
         logs.install()
         groups = [[item] for item in items] if report_each else [items]
         for n, group in enumerate(groups, 1):
-            values, seconds, raised = _run(fn, group)
+            values, seconds, raised = run_items(fn, group)
             if os.getpid() != pid:  # the task forked and this is the child: never talk to the pool
                 os._exit(0)
             _flush()
