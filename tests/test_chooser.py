@@ -14,6 +14,7 @@ from gearshift.chooser import (
     MAX_CHUNKSIZE,
     MAX_THREADS,
     MIN_SPEEDUP,
+    PROCESS_ITEM_SECONDS,
     PROCESS_START_SECONDS,
     SATURATED,
     SCALES_ON_THREADS,
@@ -154,6 +155,22 @@ def test_payload_that_costs_more_to_ship_than_to_compute_is_not_sent_to_processe
     assert choice.predictions["processes"] < 1
     assert "shipping an item costs 533% of its compute" in choice.why
     assert f"-> serial: not worth it below {MIN_SPEEDUP}x (threads 1.0x, processes" in choice.why
+
+
+def test_tiny_items_are_bounded_by_what_the_parent_does_per_item() -> None:
+    # 1.5 M items of 0.24 us that pickle cheaply: 2 workers could take them, but the parent
+    # hands out one item per ~PROCESS_ITEM_SECONDS (bench/auto.py, tiny x*x: 0.7x on processes)
+    tiny = make(
+        items_total=1_500_000,
+        wall_seconds_per_item=0.24e-6,
+        cpu_seconds_per_item=0.24e-6,
+        thread_speedup=None,
+        ship_seconds_in=0.03e-6,
+        ship_seconds_out=0.03e-6,
+    )
+    choice = choose(tiny)
+    assert choice.strategy == "serial"
+    assert choice.predictions["processes"] < 0.24e-6 / PROCESS_ITEM_SECONDS
 
 
 def test_heavy_payload_on_gil_free_work_still_goes_to_threads() -> None:
