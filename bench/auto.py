@@ -44,7 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # so workers fin
 from _auto_work import Workload, image_server, workloads
 
 import gearshift
-from gearshift._cores import available_cores
+from gearshift.machine import available_cores
 
 TARGET = 1.15  # auto / best, on every workload
 OVERHEAD_TARGET = 0.05  # auto's own share of its total, on work of >= OVERHEAD_MIN_SECONDS

@@ -70,7 +70,7 @@ def run_gearshift(source: Counted) -> tuple[int, int]:
     it = gearshift.imap(_workloads.add_one, iter(source), strategy="processes", max_workers=WORKERS)
     result = consume(it, source)
     # Workers are the fork server's children: its exit reports their peak RSS (RUSAGE_CHILDREN)
-    from gearshift.strategies import _launch
+    from gearshift.strategies.processes import _launch
 
     _launch._stop_server()
     return result

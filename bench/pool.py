@@ -39,8 +39,10 @@ from joblib.externals.loky import reusable_executor
 from mpire import WorkerPool
 
 import gearshift
-from gearshift.strategies import _launch  # to stop the fork server: a process's first call
-from gearshift.strategies._pool import ProcessPool  # warm variant only: a pool kept across maps
+from gearshift.strategies.processes import _launch  # to stop the fork server: a process's first call
+from gearshift.strategies.processes._pool import (
+    ProcessPool,  # warm variant only: a pool kept across maps
+)
 
 WORKERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 Fn = Callable[[Any], Any]

@@ -28,7 +28,7 @@ or as a layer shared by several functions, with the packages under python/ in th
     pip install gearshift --target layer/python/
     (cd layer && zip -r ../gearshift-layer.zip python)
 
-Worker processes are fresh interpreters (`sys.executable -m gearshift.strategies._worker`) that
+Worker processes are fresh interpreters (running `gearshift.strategies.processes.worker`) that
 find gearshift and this module on the handler's own sys.path (/var/task, /opt/python), so `work`
 must be defined at module level of an importable module, as here.
 """
@@ -38,7 +38,7 @@ from __future__ import annotations
 from typing import Any
 
 import gearshift
-from gearshift.serverless import MB_PER_VCPU, MEMORY_MAX_MB
+from gearshift.serverless._model import MB_PER_VCPU, MEMORY_MAX_MB
 
 DEFAULT_MEMORY_MB = 1_769  # when the context does not say (a local run)
 

@@ -11,9 +11,9 @@ import pytest
 import gearshift
 from _running import Running
 from gearshift import UsageError
-from gearshift._cores import available_cores
-from gearshift.chooser import SCALES_ON_THREADS
-from gearshift.profiler import profile_sample
+from gearshift.auto._chooser import SCALES_ON_THREADS
+from gearshift.auto._profiler import profile_sample
+from gearshift.machine import available_cores
 
 
 def pure_python(x: int) -> int:

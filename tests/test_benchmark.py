@@ -14,15 +14,15 @@ import pytest
 
 import gearshift
 from gearshift import Processes
-from gearshift.benchmark import (
+from gearshift.cli import main
+from gearshift.errors import ProfileError, TaskFailed, UsageError
+from gearshift.lab._bench import (
     NOISY_SPREAD,
     BenchResult,
     Measurement,
     bench,
     machine,
 )
-from gearshift.cli import main
-from gearshift.errors import ProfileError, TaskFailed, UsageError
 
 
 def thread_name(_: object) -> str:
@@ -40,7 +40,7 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 def expected_png_size() -> tuple[int, int]:
-    from gearshift.plot import DPI, FIGSIZE
+    from gearshift.cli.charts import DPI, FIGSIZE
 
     return round(FIGSIZE[0] * DPI), round(FIGSIZE[1] * DPI)
 
@@ -70,7 +70,7 @@ def test_auto_runs_once_and_says_what_it_chose() -> None:
 def test_auto_runs_that_chose_differently_are_judged_against_the_widest_ideal() -> None:
     from types import SimpleNamespace
 
-    from gearshift._measure import auto_row
+    from gearshift.lab._measure import auto_row
 
     def choice(strategy: str, workers: int) -> SimpleNamespace:
         return SimpleNamespace(strategy=strategy, max_workers=workers, why="measured")
@@ -171,7 +171,7 @@ def test_spread_noise_and_efficiency() -> None:
 
 
 def test_machine_facts() -> None:
-    from gearshift._cores import available_cores
+    from gearshift.machine import available_cores
 
     facts = machine()
     assert facts.cores == available_cores()
@@ -188,8 +188,8 @@ def test_a_busy_machine_is_reported_even_when_runs_agree() -> None:
 
     from rich.console import Console
 
-    from gearshift.bench_report import render_bench
-    from gearshift.benchmark import Machine
+    from gearshift.cli.bench import render_bench
+    from gearshift.lab._bench import Machine
 
     def result(load: float) -> BenchResult:
         facts = Machine(2, "CPython 3.11.7", "enabled", "subprocess", "Linux", "x", load)

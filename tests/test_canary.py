@@ -6,9 +6,9 @@ import hashlib
 import sys
 import time
 
-from gearshift._canary import Canary
-from gearshift._sampling import HELD_SWITCHES
-from gearshift.profiler import profile, profile_sample
+from gearshift.auto._canary import Canary
+from gearshift.auto._profiler import profile, profile_sample
+from gearshift.auto._sampling import HELD_SWITCHES
 
 BLOCK = bytes(8 << 20)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gearshift.chooser import (
+from gearshift.auto._chooser import (
     CONVOY_SWITCHES,
     MAX_CHUNKSIZE,
     MAX_THREADS,
@@ -22,7 +22,7 @@ from gearshift.chooser import (
     Choice,
     choose,
 )
-from gearshift.profiler import Profile
+from gearshift.auto._profiler import Profile
 
 
 def make(**changes: Any) -> Profile:

@@ -15,17 +15,17 @@ from pathlib import Path
 import pytest
 
 from gearshift import ImageServer
-from gearshift.benchmark import Machine, Measurement
 from gearshift.cli import main
-from gearshift.demo_report import explain_cpu, explain_io
-from gearshift.demo_tasks import (
+from gearshift.cli.demo import explain_cpu, explain_io
+from gearshift.errors import DownloadError, UsageError
+from gearshift.lab._bench import Machine, Measurement
+from gearshift.lab._demos import DemoResult, Experiment, run_demo
+from gearshift.lab.demo_tasks import (
     download_with_thread_queue,
     fetch,
     sum_all_numbers,
     sum_with_processes,
 )
-from gearshift.demos import DemoResult, Experiment, run_demo
-from gearshift.errors import DownloadError, UsageError
 
 TINY = ["--n", "1000", "--repeat", "1", "--latency", "0.01", "--size-bytes", "2048"]
 
@@ -39,7 +39,7 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 def expected_png_size() -> tuple[int, int]:
-    from gearshift.plot import DPI, FIGSIZE
+    from gearshift.cli.charts import DPI, FIGSIZE
 
     return round(FIGSIZE[0] * DPI), round(FIGSIZE[1] * DPI)
 

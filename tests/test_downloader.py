@@ -20,10 +20,10 @@ import pytest
 
 import gearshift
 from gearshift import DownloadError, UsageError
-from gearshift._download_queue import AUTO_START, Meter, Width
-from gearshift._retry import backoff_delay, retry_after
 from gearshift.cli import main
-from gearshift.download_report import parse_size, read_sha256_manifest, read_url_lines
+from gearshift.cli.download import parse_size, read_sha256_manifest, read_url_lines
+from gearshift.downloader._queue import AUTO_START, Meter, Width
+from gearshift.downloader._retry import backoff_delay, retry_after
 
 sys.path.insert(0, str(Path(__file__).parent))
 from faultserver import FaultServer, Reply
@@ -441,7 +441,7 @@ def test_import_gearshift_does_not_import_the_http_client() -> None:
     code = "import gearshift, sys; gearshift.DownloadResult; print('urllib3' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-    assert gearshift.download.__module__ == "gearshift.downloader"
+    assert gearshift.download.__module__ == "gearshift.downloader._download"
 
 
 def test_part_file_is_resumed_with_last_modified_when_there_is_no_etag(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import pytest
 import gearshift
 from _running import Running
 from gearshift import TaskFailed, TaskTimeout, WorkerDied
-from gearshift.strategies._launch import START_METHODS
+from gearshift.strategies.processes._launch import START_METHODS
 
 
 def hang_on_zero(x: int) -> int:

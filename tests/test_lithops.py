@@ -24,8 +24,8 @@ pytest.importorskip("lithops", reason="the 'lithops' extra is not installed")
 
 import gearshift
 from gearshift import TaskFailed, TaskTimeout, UsageError
-from gearshift._cores import available_cores
 from gearshift.errors import RemoteTraceback
+from gearshift.machine import available_cores
 from gearshift.strategies import names
 from gearshift.strategies._lithops import Lithops
 from test_api import (  # noqa: F401  the shared behaviour tests: pytest collects them here too

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from gearshift._load import Mark, runqueue_seconds, steal_seconds
+from gearshift.machine import Mark, runqueue_seconds, steal_seconds
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="schedstat is Linux's")
 

@@ -36,5 +36,5 @@ def test_wheel_ships_py_typed_and_the_cli(tmp_path: Path) -> None:
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         scripts = archive.read(entry_points).decode()
     assert "gearshift/py.typed" in names
-    assert "gearshift/strategies/_worker.py" in names
+    assert "gearshift/strategies/processes/worker.py" in names
     assert "gearshift = gearshift.cli:main" in scripts

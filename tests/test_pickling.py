@@ -8,7 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from gearshift._pickling import PROTOCOL, dumps
+from gearshift.strategies.processes._pickling import PROTOCOL, dumps
 
 
 def test_plain_data_goes_through_the_standard_pickler() -> None:

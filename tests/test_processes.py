@@ -23,9 +23,9 @@ import gearshift
 from _namespaces import run_without_dev_shm
 from gearshift import TaskFailed, TaskTimeout, UsageError, WorkerDied
 from gearshift.errors import RemoteError, WorkerStartFailed
-from gearshift.strategies import _launch, _pool_state
-from gearshift.strategies._launch import START_METHODS, default_start_method
-from gearshift.strategies._pool import ProcessPool
+from gearshift.strategies.processes import _launch, _pool_state
+from gearshift.strategies.processes._launch import START_METHODS, default_start_method
+from gearshift.strategies.processes._pool import ProcessPool
 
 
 def exit_on_five(x: int) -> int:

@@ -19,10 +19,10 @@ import pytest
 
 from _running import Running
 from gearshift import ProfileError, UsageError
-from gearshift._cores import available_cores, cgroup_cpu_limit, gil_enabled
-from gearshift._shipping import SHIP_SECONDS
-from gearshift.chooser import SCALES_ON_THREADS, choose
-from gearshift.profiler import Profile, profile, profile_sample
+from gearshift.auto._chooser import SCALES_ON_THREADS, choose
+from gearshift.auto._profiler import Profile, profile, profile_sample
+from gearshift.auto._shipping import SHIP_SECONDS
+from gearshift.machine import available_cores, cgroup_cpu_limit, gil_enabled
 
 # CPU-bound work reads near 1.0; under load (CI's VMs read 0.72) less of what load takes is
 # measurable, so the tests ask for what separates it from waiting (near 0), as the chooser does.

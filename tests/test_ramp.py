@@ -10,7 +10,7 @@ import pytest
 
 import gearshift
 from _running import Running
-from gearshift._ramp import GAIN, MIN_ITEMS, Ramp
+from gearshift.strategies._ramp import GAIN, MIN_ITEMS, Ramp
 
 
 def run_width(ramp: Ramp, latency: float) -> None:

@@ -19,7 +19,13 @@ import pytest
 import gearshift
 from gearshift.cli import main
 from gearshift.errors import UsageError
-from gearshift.serverless import LambdaLayout, LambdaPlan, cpu_share, plan_lambda, visible_vcpus
+from gearshift.serverless._model import (
+    LambdaLayout,
+    LambdaPlan,
+    cpu_share,
+    plan_lambda,
+    visible_vcpus,
+)
 
 X86, ARM, REQUEST = 0.0000166667, 0.0000133334, 0.0000002
 
@@ -427,7 +433,7 @@ def test_cli_reads_what_gearshift_profile_json_writes(
 def test_cli_chart_is_a_png_of_the_documented_size(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from gearshift.plot import DPI, FIGSIZE
+    from gearshift.cli.charts import DPI, FIGSIZE
 
     chart = tmp_path / "plan.png"
     argv = ["plan-lambda", "--tasks", "1000", "--task-cpu-seconds", "2", "--chart", str(chart)]

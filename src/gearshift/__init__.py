@@ -30,28 +30,28 @@ _LAZY = {
     "map": "gearshift.api",
     "imap": "gearshift.api",
     "Executor": "gearshift.executor",
-    "Statistics": "gearshift.outcome",
+    "Statistics": "gearshift.values",
     "Strategy": "gearshift.strategies.base",
     "Serial": "gearshift.strategies._serial",
     "Threads": "gearshift.strategies._threads",
-    "Processes": "gearshift.strategies._processes",
-    "Auto": "gearshift.strategies._auto",
+    "Processes": "gearshift.strategies.processes._strategy",
+    "Auto": "gearshift.auto._strategy",
     "Asyncio": "gearshift.strategies._asyncio",
     "Dask": "gearshift.strategies._dask",
     "Lithops": "gearshift.strategies._lithops",
     "amap": "gearshift.aio",
     "aimap": "gearshift.aio",
-    "ImageServer": "gearshift.imageserver",
-    "plan_lambda": "gearshift.serverless",
-    "LambdaPlan": "gearshift.serverless",
-    "download": "gearshift.downloader",
-    "DownloadResult": "gearshift.downloader",
-    "bench": "gearshift.benchmark",
-    "BenchResult": "gearshift.benchmark",
-    "profile": "gearshift.profiler",
-    "Profile": "gearshift.profiler",
-    "choose": "gearshift.chooser",
-    "Choice": "gearshift.chooser",
+    "ImageServer": "gearshift.lab._imageserver",
+    "plan_lambda": "gearshift.serverless._model",
+    "LambdaPlan": "gearshift.serverless._model",
+    "download": "gearshift.downloader._download",
+    "DownloadResult": "gearshift.downloader._download",
+    "bench": "gearshift.lab._bench",
+    "BenchResult": "gearshift.lab._bench",
+    "profile": "gearshift.auto._profiler",
+    "Profile": "gearshift.auto._profiler",
+    "choose": "gearshift.auto._chooser",
+    "Choice": "gearshift.auto._chooser",
 }
 
 __all__ = sorted(
@@ -75,22 +75,22 @@ __all__ = sorted(
 if TYPE_CHECKING:
     from gearshift.aio import aimap, amap
     from gearshift.api import imap, map
-    from gearshift.benchmark import BenchResult, bench
-    from gearshift.chooser import Choice, choose
-    from gearshift.downloader import DownloadResult, download
+    from gearshift.auto._chooser import Choice, choose
+    from gearshift.auto._profiler import Profile, profile
+    from gearshift.auto._strategy import Auto
+    from gearshift.downloader._download import DownloadResult, download
     from gearshift.executor import Executor
-    from gearshift.imageserver import ImageServer
-    from gearshift.outcome import Statistics
-    from gearshift.profiler import Profile, profile
-    from gearshift.serverless import LambdaPlan, plan_lambda
+    from gearshift.lab._bench import BenchResult, bench
+    from gearshift.lab._imageserver import ImageServer
+    from gearshift.serverless._model import LambdaPlan, plan_lambda
     from gearshift.strategies._asyncio import Asyncio
-    from gearshift.strategies._auto import Auto
     from gearshift.strategies._dask import Dask
     from gearshift.strategies._lithops import Lithops
-    from gearshift.strategies._processes import Processes
     from gearshift.strategies._serial import Serial
     from gearshift.strategies._threads import Threads
     from gearshift.strategies.base import Strategy
+    from gearshift.strategies.processes._strategy import Processes
+    from gearshift.values import Statistics
 
 
 def __getattr__(name: str) -> Any:

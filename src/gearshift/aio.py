@@ -21,10 +21,10 @@ from typing import Any
 
 from gearshift.api import MapIterator, imap
 from gearshift.errors import UsageError
-from gearshift.outcome import Statistics
 from gearshift.strategies._asyncio import Asyncio
 from gearshift.strategies._loop_executor import LoopExecutor
 from gearshift.strategies.base import Initializer, check_workers
+from gearshift.values import Statistics
 
 __all__ = ["AsyncMapIterator", "aimap", "amap"]
 

@@ -20,18 +20,18 @@ from queue import SimpleQueue
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from gearshift._chunking import ChunkSizer
 from gearshift._progress import Progress
-from gearshift._ramp import Ramp
+from gearshift.auto._strategy import Auto, decide
+from gearshift.chunking import ChunkSizer
 from gearshift.errors import TaskError, TaskFailed, UsageError, short_repr
-from gearshift.outcome import ChunkResult, Statistics
 from gearshift.strategies import resolve
-from gearshift.strategies._auto import Auto, decide
+from gearshift.strategies._ramp import Ramp
 from gearshift.strategies._threads import ThreadPool, Threads
 from gearshift.strategies.base import Strategy, check_workers
+from gearshift.values import ChunkResult, Statistics
 
 if TYPE_CHECKING:
-    from gearshift.chooser import Choice
+    from gearshift.auto._chooser import Choice
 
 DEFAULT_STRATEGY = "auto"
 IN_FLIGHT_PER_WORKER = 2  # chunks submitted per worker: one running, one ready behind it

@@ -13,9 +13,9 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from gearshift.errors import UsageError
-from gearshift.outcome import Statistics
 from gearshift.strategies import resolve
 from gearshift.strategies.base import Strategy, check_workers
+from gearshift.values import Statistics
 
 T = TypeVar("T")
 
@@ -41,7 +41,7 @@ class Executor(_StdExecutor):
         interpreters (like "spawn"). `max_tasks_per_child` recycles process workers."""
         self.strategy = resolve(strategy, max_workers)
         if max_tasks_per_child is not None:
-            from gearshift.strategies._processes import Processes
+            from gearshift.strategies.processes._strategy import Processes
 
             if not isinstance(self.strategy, Processes):
                 raise UsageError(

@@ -9,10 +9,10 @@ from gearshift.strategies.base import Strategy
 
 # name -> (module, class, the extra that provides what it imports, or None)
 _REGISTRY: dict[str, tuple[str, str, str | None]] = {
-    "auto": ("gearshift.strategies._auto", "Auto", None),
+    "auto": ("gearshift.auto._strategy", "Auto", None),
     "serial": ("gearshift.strategies._serial", "Serial", None),
     "threads": ("gearshift.strategies._threads", "Threads", None),
-    "processes": ("gearshift.strategies._processes", "Processes", None),
+    "processes": ("gearshift.strategies.processes._strategy", "Processes", None),
     "lithops": ("gearshift.strategies._lithops", "Lithops", "lithops"),
     "asyncio": ("gearshift.strategies._asyncio", "Asyncio", None),
     "dask": ("gearshift.strategies._dask", "Dask", "dask"),

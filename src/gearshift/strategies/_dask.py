@@ -19,8 +19,8 @@ import uuid
 from concurrent.futures import Executor
 from typing import Any
 
-from gearshift._cores import available_cores
 from gearshift.errors import StrategyUnavailable, UsageError
+from gearshift.machine import available_cores
 from gearshift.strategies._dask_executor import DaskExecutor, threads_of
 from gearshift.strategies.base import Initializer, Strategy
 

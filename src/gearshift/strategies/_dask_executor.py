@@ -23,7 +23,6 @@ from typing import Any
 
 import cloudpickle
 
-from gearshift.outcome import ChunkResult
 from gearshift.strategies._dask_tasks import (
     ChunkJob,
     Send,
@@ -35,6 +34,7 @@ from gearshift.strategies._dask_tasks import (
     start_owner,
 )
 from gearshift.strategies.base import ChunkExecutor
+from gearshift.values import ChunkResult
 
 Init = tuple[str, Callable[..., object], tuple[Any, ...]]  # token, initializer, initargs
 # Tasks in the cluster per cluster thread; the rest wait here. bench/cluster.py finds 2 a little

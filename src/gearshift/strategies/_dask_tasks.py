@@ -22,8 +22,8 @@ from typing import Any, Protocol
 import cloudpickle
 
 from gearshift.errors import InitializerFailed, WorkerDied, item_error
-from gearshift.outcome import ChunkResult
 from gearshift.strategies._remote import Task, rebuild, run_remote
+from gearshift.values import ChunkResult
 
 
 @dataclass(eq=False)

@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from typing import Any
 
-from gearshift._cores import available_cores
 from gearshift.errors import StrategyUnavailable
-from gearshift.outcome import ChunkResult
+from gearshift.machine import available_cores
 from gearshift.strategies.base import Initializer, Strategy
+from gearshift.values import ChunkResult
 
 LOCAL_MONITORING_INTERVAL = 0.2  # seconds; localhost storage is a local directory: cheap to list
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from gearshift.errors import InitializerFailed
-from gearshift.outcome import ChunkResult
 from gearshift.strategies._remote import Task, rebuild, run_remote
 from gearshift.strategies.base import Initializer
+from gearshift.values import ChunkResult
 
 POLL_SECONDS = 0.05  # how often the driver looks for calls Lithops' monitor marked ready
 FETCH_THREADS = 8  # results downloaded at once (each is a storage read; S3 on the cloud)

@@ -19,8 +19,9 @@ from time import perf_counter
 from typing import Any
 
 from gearshift.errors import TaskTimeout, item_error
-from gearshift.outcome import ChunkResult, run_chunk, run_chunk_abandoning
+from gearshift.strategies._run import run_chunk, run_chunk_abandoning
 from gearshift.strategies.base import is_async_callable
+from gearshift.values import ChunkResult
 
 # How long cancelled coroutines may take to unwind before the executor stops waiting for them.
 CANCEL_GRACE_SECONDS = 2.0

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from gearshift.errors import InitializerFailed
-from gearshift.outcome import ChunkResult
 from gearshift.strategies._loop_calls import (
     CANCEL_GRACE_SECONDS,
     LoopCalls,
     cancelled_from_outside,
 )
 from gearshift.strategies.base import ChunkExecutor, Initializer
+from gearshift.values import ChunkResult
 
 _SHUT = "the executor was shut down"
 

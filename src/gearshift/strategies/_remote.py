@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gearshift.errors import RemoteError, RemoteTraceback
-from gearshift.outcome import ChunkResult, run_chunk, run_chunk_abandoning
+from gearshift.strategies._run import run_chunk, run_chunk_abandoning
+from gearshift.values import ChunkResult
 
 Portable = tuple[BaseException, str]  # an exception (or a picklable stand-in) and its traceback
 

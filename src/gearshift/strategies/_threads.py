@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
-from gearshift._cores import available_cores
+from gearshift.machine import available_cores
 from gearshift.strategies.base import Initializer, Strategy, check_workers
 
 # Same formula as ThreadPoolExecutor's default; `auto` widens it for waiting-bound work.
@@ -16,7 +16,8 @@ class Threads(Strategy):
     """A thread pool: one process, shared memory, no pickling; the GIL serializes Python code.
 
     With `grow_to`, `map`/`imap` start `max_workers` threads wide and double the width while
-    throughput still rises, up to `grow_to` (`gearshift._ramp`). An `Executor` does not grow.
+    throughput still rises, up to `grow_to` (`_ramp`). An `Executor` does not
+    grow.
     """
 
     name = "threads"

@@ -10,9 +10,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from typing import Any, ClassVar
 
-from gearshift._chunking import TARGET_CHUNK_SECONDS
+from gearshift.chunking import TARGET_CHUNK_SECONDS
 from gearshift.errors import UsageError, short_repr
-from gearshift.outcome import ChunkResult, run_chunk, run_chunk_abandoning
+from gearshift.strategies._run import run_chunk, run_chunk_abandoning
+from gearshift.values import ChunkResult
 
 Initializer = Callable[..., object] | None
 
@@ -69,7 +70,7 @@ class Strategy(ABC):
     needs_pickling: ClassVar[bool]  # functions, items and results cross a process boundary
     can_kill: ClassVar[bool]  # an overdue task can be stopped for real
     runs_coroutines: ClassVar[bool] = False
-    # Work per chunk that makes the strategy's per-chunk cost negligible (see gearshift._chunking).
+    # Work per chunk that makes the strategy's per-chunk cost negligible (see gearshift.chunking).
     target_chunk_seconds: ClassVar[float] = TARGET_CHUNK_SECONDS
 
     def __init__(self, max_workers: int | None = None) -> None:

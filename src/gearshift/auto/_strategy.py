@@ -1,0 +1,116 @@
+"""Auto: not a way to run work but a decision, made per map call by measuring a sample of it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from gearshift.errors import ProfileError, UsageError
+from gearshift.machine import available_cores
+from gearshift.strategies.base import Initializer, Strategy
+from gearshift.values import ChunkResult
+
+if TYPE_CHECKING:
+    from gearshift.auto._chooser import Choice
+
+
+class Auto(Strategy):
+    """Measure the first items (`gearshift.profile`), then run the rest as `gearshift.choose` says.
+
+    `max_workers` caps the width auto may choose. `limit_blas_threads` (default on) caps the
+    BLAS/OpenMP threads of each process worker so processes x threads fit the cores.
+    """
+
+    name = "auto"
+    parallel_cpu = True
+    needs_pickling = False
+    can_kill = False
+    runs_coroutines = True  # coroutine functions are routed to the asyncio strategy
+
+    def __init__(self, max_workers: int | None = None, *, limit_blas_threads: bool = True) -> None:
+        super().__init__(max_workers)
+        self.limit_blas_threads = limit_blas_threads
+
+    def default_workers(self) -> int:
+        return available_cores()
+
+    def executor(
+        self, *, initializer: Initializer = None, initargs: tuple[Any, ...] = ()
+    ) -> Executor:
+        raise UsageError(
+            "strategy='auto' measures a map call to choose how to run it; an Executor needs a "
+            "strategy fixed in advance: use strategy='processes' or 'threads', or "
+            "gearshift.map(fn, items, strategy='auto')"
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What auto decided for one map call, and the sample's items and results to yield first."""
+
+    strategy: Strategy
+    choice: Choice
+    items: list[Any] = field(default_factory=list)
+    result: Future[ChunkResult] | None = None  # long items may still be running (_watch.py)
+    remaining: int | None = None
+
+
+def decide(
+    auto: Auto,
+    fn: Callable[[Any], Any],
+    items: Iterator[Any],
+    total: int | None,
+    *,
+    in_process_sample: bool = True,
+) -> Decision:
+    """Sample the first items of `items` (advancing it), choose, and build the chosen strategy.
+
+    Without `in_process_sample` (the work needs an initializer or a task timeout, which the
+    in-process sample cannot honour) nothing is sampled and the work goes to processes.
+    """
+    from gearshift.auto._chooser import WAITING_BOUND_SHARE, Choice, choose
+    from gearshift.auto._profiler import Profile, profile_sample
+
+    cores = available_cores()
+    if total == 0:
+        return _build(auto, Choice("serial", 1, 1, 1.0, "no items: nothing to run"), cores)
+    if not in_process_sample:
+        why = "an initializer or task_timeout is set: processes honour both without a sample"
+        return _build(auto, Choice("processes", cores, 1, float("nan"), why), cores)
+
+    def settled(prof: Profile) -> bool:
+        """Long CPU-bound items still running look shorter than they are: while the choice is
+        serial, what more of their time shows may still make processes pay for their start."""
+        left = None if total is None else total - prof.items_sampled
+        if prof.cpu_share < WAITING_BOUND_SHARE or (left is not None and left <= 1):
+            return True
+        return choose(prof, remaining=left).strategy != "serial"
+
+    try:
+        sample = profile_sample(fn, items, total=total, max_threads=auto.max_workers, until=settled)
+    except ProfileError:  # the input was empty
+        return _build(auto, Choice("serial", 1, 1, 1.0, "no items: nothing to run"), cores)
+    remaining = None if total is None else total - len(sample.items)
+    choice = choose(sample.profile, remaining=remaining)
+    decision = _build(auto, choice, cores)
+    return Decision(decision.strategy, choice, sample.items, sample.outcome, remaining)
+
+
+def _build(auto: Auto, choice: Choice, cores: int) -> Decision:
+    from gearshift.strategies import resolve
+    from gearshift.strategies._threads import Threads
+    from gearshift.strategies.processes._strategy import Processes
+
+    width = (
+        choice.max_workers
+        if auto.max_workers is None
+        else min(choice.max_workers, auto.max_workers)
+    )
+    strategy = resolve(choice.strategy, max(1, width))
+    if isinstance(strategy, Processes) and auto.limit_blas_threads:
+        strategy.blas_threads = max(1, cores // strategy.workers)
+    if isinstance(strategy, Threads) and choice.grow_to:
+        strategy.grow_to = min(choice.grow_to, auto.max_workers or choice.grow_to)
+    return Decision(strategy, choice)

@@ -1,0 +1,145 @@
+"""The process pool's bookkeeping: jobs, the pieces they are cut into, and worker handles.
+
+A job is one submission (a chunk of items, or one call) with the future that receives it; a
+piece is a contiguous run of a job's positions as sent to one worker; a worker handle is the
+worker process (a `_launch.Proc`), the pool's end of its socket, and the pieces it holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import sys
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+import gearshift
+from gearshift.errors import RemoteTraceback, TaskErrorT, item_error
+from gearshift.strategies.processes._launch import Proc, start_worker
+from gearshift.values import ChunkResult
+
+
+@dataclass(frozen=True)
+class Call:
+    """`fn(*args, **kwargs)` as a one-argument callable, for `submit`."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+    def __call__(self, _: object) -> Any:
+        return self.fn(*self.args, **self.kwargs)
+
+
+@dataclass(eq=False)
+class Job:
+    """One submission: a chunk of items (or one call) and the future that receives its results."""
+
+    future: Future[Any]
+    fn_key: int
+    fn_bytes: bytes
+    items: list[Any]
+    first_index: int | None  # None: a plain `submit` call, resolved with the value itself
+    task_timeout: float | None
+    result: ChunkResult = field(init=False)
+    left: int = field(init=False)
+    started: bool = False
+
+    def __post_init__(self) -> None:
+        n = len(self.items)
+        self.result = ChunkResult([None] * n, [0.0] * n, {})
+        self.left = n
+
+    def error_for(self, pos: int, cls: type[TaskErrorT], why: str, **kw: Any) -> TaskErrorT:
+        return item_error(cls, (self.first_index or 0) + pos, self.items[pos], why, **kw)
+
+
+@dataclass(eq=False)
+class Piece:
+    """A contiguous run of one job's positions, as sent to one worker."""
+
+    job: Job
+    start: int
+    stop: int
+    isolated: bool = False  # re-run alone after a death: a death now is this item's
+    done: int = 0  # positions reported so far
+    item_started: float = 0.0
+    loading: bool = False  # its worker is loading a function new to it (importing its module)
+    blob: bytes | None = None  # the pickled items, made once
+
+    @property
+    def exact(self) -> bool:  # results arrive per item, so the running item is known
+        return self.isolated or self.job.task_timeout is not None
+
+
+@dataclass(eq=False)
+class WorkerHandle:
+    proc: Proc
+    conn: Connection
+    budget: int | None  # items it may still run (max_tasks_per_child); at 0 it retires
+    ready: bool = False  # started and initialized: from now on its items' deadlines run
+    pieces: deque[Piece] = field(default_factory=deque)
+    fn_keys: dict[int, None] = field(default_factory=dict)
+    fd: int = field(init=False)  # the socket's descriptor, known even once it is closed
+
+    def __post_init__(self) -> None:
+        self.fd = self.conn.fileno()
+
+    @property
+    def retiring(self) -> bool:
+        return self.budget == 0
+
+
+def log_levels() -> dict[str, int]:
+    """The levels the pool's loggers are set to, so workers send only records that count."""
+    levels = {"": logging.getLogger().getEffectiveLevel()}
+    for name, logger in logging.root.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger) and logger.level:
+            levels[name] = logger.level
+    return levels
+
+
+def worker_sys_path() -> list[str]:
+    """This process's sys.path for a worker, plus where gearshift lives (its errors travel)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(gearshift.__file__)))
+    return list(sys.path) if root in sys.path else [*sys.path, root]
+
+
+def start(
+    method: str,
+    initializer: bytes | None,
+    budget: int | None,
+    extra_env: dict[str, str],
+    fn_bytes: bytes,
+) -> WorkerHandle:
+    """Start a worker and queue its init message (it reads it once it runs)."""
+    by_value = b"cloudpickle" in fn_bytes or b"cloudpickle" in (initializer or b"")
+    proc, conn = start_worker(method, extra_env, ("cloudpickle",) if by_value else ())
+    conn.send_bytes(pickle.dumps(("init", worker_sys_path(), initializer, log_levels())))
+    return WorkerHandle(proc, conn, budget)
+
+
+def rebuild(error: tuple[BaseException, str]) -> BaseException:
+    """The worker's exception with its traceback text chained as the cause."""
+    exc, text = error
+    exc.__cause__ = RemoteTraceback(text)
+    return exc
+
+
+def fail(pieces: Sequence[Piece], exc: BaseException | None) -> None:
+    """Cancel (exc None) or fail the futures of these pieces' jobs."""
+    for piece in pieces:
+        future = piece.job.future
+        if exc is None:
+            future.cancel()
+        elif not future.done():
+            future.set_exception(exc)
+
+
+def kill(worker: WorkerHandle) -> None:
+    worker.proc.kill()

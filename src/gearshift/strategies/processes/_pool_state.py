@@ -1,0 +1,306 @@
+"""The process pool's state, and how what happens to a worker becomes outcomes for its items.
+
+`PoolState` holds the queue of pieces and the workers with the pieces each holds, in order.
+Its methods turn each event into outcomes for exactly the items concerned: results (a chunk
+that raised nothing is filled with one slice assignment), a worker's death (blamed on the item
+it was running; its other pieces requeued; a chunk that ran as one message re-run item by item
+to isolate the culprit), a timeout, an item that cannot be pickled, and a worker that exits
+before it is ready, which fails the whole pool clearly instead of respawning it forever.
+Only the dispatcher thread (`_pool`) calls these methods; `lock` guards what users' threads read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import pickle
+import select
+import sys
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import cloudpickle
+
+from gearshift.errors import (
+    InitializerFailed,
+    TaskError,
+    TaskTimeout,
+    WorkerDied,
+    WorkerStartFailed,
+    signal_name,
+)
+from gearshift.strategies.processes._handles import Call, Job, Piece, WorkerHandle, kill, rebuild
+from gearshift.strategies.processes._pickling import dumps
+from gearshift.strategies.processes.worker import FN_CACHE_SIZE, STOP
+
+# How long a worker may take to load a function new to it (importing its module: torch, pandas)
+# before its first item's task_timeout starts; past this, that item gets TaskTimeout anyway.
+LOAD_SECONDS = 60.0
+
+
+class PoolState:
+    """Queue, workers and counters, and the accounting of every message, death and timeout."""
+
+    def __init__(
+        self,
+        max_workers: int,
+        initializer: Callable[..., object] | None,
+        initargs: tuple[Any, ...],
+        max_tasks_per_child: int | None,
+        env: dict[str, str],
+        start_method: str,
+    ) -> None:
+        self.max_workers = max_workers
+        self.max_tasks_per_child = max_tasks_per_child
+        self.env = env
+        self.start_method = start_method
+        self.initializer = (
+            None if initializer is None else cloudpickle.dumps((initializer, initargs))
+        )
+        self.lock = threading.Lock()
+        self.queue: deque[Piece] = deque()
+        self.workers: list[WorkerHandle] = []
+        self.closing = self.cancel_queued = False
+        self.broken: BaseException | None = None
+        self.counts = dict.fromkeys(
+            ["tasks_submitted", "tasks_done", "tasks_failed", "workers_started", "workers_lost"], 0
+        )
+        self.keys = itertools.count()
+        self.chunk_seconds: dict[int, float] = {}  # fn key -> a recent chunk's compute time
+        self.fns: dict[int, tuple[Callable[..., Any], int, bytes]] = {}  # id -> (fn, key, bytes)
+        self.poller = select.poll()  # the workers' sockets and exit sentinels, kept registered
+        self.wake_r, self.wake_w = os.pipe()  # a byte here wakes the dispatcher thread
+        os.set_blocking(self.wake_w, False)
+        self.poller.register(self.wake_r, select.POLLIN)
+        weakref.finalize(self, _close_fds, self.wake_r, self.wake_w)
+        self.thread: threading.Thread | None = None  # the dispatcher, once started
+
+    def pickled(self, fn: Callable[..., Any]) -> tuple[int, bytes]:
+        """Pickle each function once (map sends it with every chunk); keys are never reused."""
+        if isinstance(fn, Call):
+            return next(self.keys), cloudpickle.dumps(fn)
+        cached = self.fns.get(id(fn))
+        if cached is None or cached[0] is not fn:
+            cached = (fn, next(self.keys), cloudpickle.dumps(fn))
+            if len(self.fns) >= FN_CACHE_SIZE:
+                self.fns.pop(next(iter(self.fns)))
+            self.fns[id(fn)] = cached
+        return cached[1], cached[2]
+
+    def pickle_piece(self, piece: Piece) -> bool:
+        """Pickle the piece's items once; on failure, fail only the unpicklable items."""
+        if piece.blob is not None:
+            return True
+        try:
+            piece.blob = dumps(piece.job.items[piece.start : piece.stop])
+            return True
+        except Exception as exc:
+            if self.queue and self.queue[0] is piece:
+                self.queue.popleft()
+            self.unpicklable(piece, exc)
+            return False
+
+    def break_pool(self, error: BaseException) -> None:
+        """Nothing can run any more: every pending future gets `error`, later submits raise it."""
+        with self.lock:
+            self.broken = self.broken or error
+
+    def watch(self, worker: WorkerHandle) -> None:
+        """Wake the dispatcher when the worker sends a message or its exit code is known."""
+        self.workers.append(worker)
+        for fd in (worker.fd, worker.proc.sentinel):
+            if fd is not None:
+                self.poller.register(fd, select.POLLIN)
+
+    def receive(self, worker: WorkerHandle) -> None:
+        """Handle one message from a worker's socket (it was readable); EOF means it died."""
+        try:
+            message = worker.conn.recv_bytes()
+        except (EOFError, OSError):
+            self.lose(worker, None)
+            return
+        self.handle(worker, pickle.loads(message))
+
+    def handle(self, worker: WorkerHandle, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "log":  # the pool's own handlers emit the worker's record
+            logging.getLogger(message[1].name).handle(message[1])
+            return
+        if kind in ("ready", "started"):  # initialized / loaded fn: deadlines start now
+            worker.ready = True
+            if worker.pieces:
+                worker.pieces[0].item_started = time.monotonic()
+                worker.pieces[0].loading = worker.pieces[0].loading and kind == "ready"
+            return
+        if kind == "init_failed":
+            exc = rebuild(message[1])
+            error = InitializerFailed(f"the pool's initializer raised {exc!r}")
+            error.__cause__ = exc
+            self.break_pool(error)
+            return
+        piece = worker.pieces[0]
+        job, base = piece.job, piece.start + piece.done
+        if kind == "fail":
+            exc = rebuild(message[1])
+            for pos in range(base, piece.stop):
+                self.finish(job, pos, None, 0.0, exc)
+            piece.done = piece.stop - piece.start
+        else:
+            self._absorb(job, base, message[1], message[2], message[3])
+            piece.done += len(message[1])
+        piece.item_started = time.monotonic()
+        if piece.done >= piece.stop - piece.start:
+            worker.pieces.popleft()
+            if worker.pieces:
+                worker.pieces[0].item_started = time.monotonic()
+            elif worker.retiring:  # max_tasks_per_child reached: let it exit, reap it later
+                with contextlib.suppress(OSError):
+                    worker.conn.send_bytes(STOP)
+
+    def _absorb(
+        self, job: Job, base: int, values: list[Any], seconds: float, errors: dict[int, Any]
+    ) -> None:
+        """A "done" message: `values` for positions `base...`, `seconds` for all of them."""
+        n = len(values)
+        if job.first_index is None or errors:  # a plain call, or something raised: item by item
+            for offset, value in enumerate(values):
+                error = errors.get(offset)
+                error = None if error is None else rebuild(error)
+                self.finish(job, base + offset, value, seconds / n, error)
+        else:
+            job.result.values[base : base + n] = values
+            job.result.seconds[base : base + n] = [seconds / n] * n
+            job.left -= n
+            self.counts["tasks_done"] += n
+            self.resolve(job)
+        if job.first_index is not None:  # map's chunks; plain calls each have their own key
+            if len(self.chunk_seconds) >= FN_CACHE_SIZE:
+                self.chunk_seconds.clear()
+            self.chunk_seconds[job.fn_key] = seconds
+
+    def finish(
+        self, job: Job, pos: int, value: Any, seconds: float, error: BaseException | None
+    ) -> None:
+        """One position's outcome."""
+        job.result.values[pos] = value
+        job.result.seconds[pos] = seconds
+        if error is not None:
+            job.result.errors[pos] = error
+            self.counts["tasks_failed"] += 1
+        job.left -= 1
+        self.counts["tasks_done"] += 1
+        self.resolve(job)
+
+    def resolve(self, job: Job) -> None:
+        """Complete the job's future once every position has its outcome."""
+        if job.left or job.future.done():
+            return
+        if job.first_index is not None:
+            job.future.set_result(job.result)
+        elif 0 in job.result.errors:
+            job.future.set_exception(job.result.errors[0])
+        else:
+            job.future.set_result(job.result.values[0])
+
+    def unpicklable(self, piece: Piece, exc: Exception) -> None:
+        """Fail only the items that cannot be pickled; send the rest on, one by one."""
+        job = piece.job
+        for pos in range(piece.start, piece.stop):
+            try:
+                cloudpickle.dumps(job.items[pos])
+            except Exception as item_exc:
+                why = f"the item could not be pickled: {type(item_exc).__name__}: {item_exc}"
+                self.finish(job, pos, None, 0.0, TypeError(why))
+            else:
+                self.queue.appendleft(Piece(job, pos, pos + 1, isolated=True))
+
+    def deadline(self, worker: WorkerHandle) -> float | None:
+        """When the item `worker` is running becomes overdue (None: no timeout, or not started)."""
+        if not worker.ready or not worker.pieces:
+            return None
+        piece, timeout = worker.pieces[0], worker.pieces[0].job.task_timeout
+        if timeout is not None and piece.loading:  # importing fn's module is not the item's time
+            timeout = max(timeout, LOAD_SECONDS)
+        return None if timeout is None else piece.item_started + timeout
+
+    def next_deadline(self) -> float | None:
+        deadlines = [d for w in self.workers if (d := self.deadline(w)) is not None]
+        return min(deadlines, default=None)
+
+    def expire(self, now: float) -> None:
+        for worker in list(self.workers):
+            deadline = self.deadline(worker)
+            if deadline is not None and now >= deadline:
+                self.lose(worker, worker.pieces[0].job.task_timeout)
+
+    def lose(self, worker: WorkerHandle, timeout: float | None) -> None:
+        """A worker died (or overran `timeout`): blame the running item, requeue the rest."""
+        if worker not in self.workers:
+            return
+        if worker.retiring and not worker.pieces:  # it exited as told, nothing was lost
+            self.reap(worker)
+            return
+        kill(worker)
+        self.reap(worker)
+        self.counts["workers_lost"] += 1
+        if not worker.ready:  # it never ran a task: starting workers fails, so would the next
+            self.break_pool(self._start_failed(worker))
+            self.queue.extendleft(reversed(worker.pieces))  # failed with the pool, below
+            return
+        if not worker.pieces:
+            return
+        running, *waiting = worker.pieces
+        job, pos = running.job, running.start + running.done
+        requeue = [Piece(p.job, p.start, p.stop, p.isolated) for p in waiting]
+        if running.exact or pos + 1 == running.stop:  # the running item is known
+            error: TaskError
+            if timeout is not None:
+                why = f"ran longer than task_timeout={timeout}s and its worker was killed"
+                if running.loading:
+                    why = f"did not start: its worker took over {LOAD_SECONDS:g}s to load fn"
+                error = job.error_for(pos, TaskTimeout, why, timeout=timeout)
+            else:
+                pid, code = worker.proc.pid, worker.proc.returncode
+                why = f"killed its worker (pid {pid}, {signal_name(code) or f'exit code {code}'})"
+                error = job.error_for(pos, WorkerDied, why, pid=pid, exitcode=code)
+            self.finish(job, pos, None, 0.0, error)
+            if pos + 1 < running.stop:
+                requeue.insert(0, Piece(job, pos + 1, running.stop))
+        else:  # the chunk ran as one message: re-run its items one by one to find the culprit
+            requeue[:0] = [Piece(job, p, p + 1, isolated=True) for p in range(pos, running.stop)]
+        self.queue.extendleft(reversed(requeue))
+
+    def _start_failed(self, worker: WorkerHandle) -> WorkerStartFailed:
+        code = worker.proc.returncode
+        how = signal_name(code) or f"exit code {code}"
+        during = " or in the pool's initializer" if self.initializer is not None else ""
+        return WorkerStartFailed(
+            f"a worker process (pid {worker.proc.pid}, {how}) exited while starting{during}, "
+            "before it could run any task, so the pool stopped instead of starting more. Its "
+            "error output above says why. Common causes: an initializer that exits or crashes, "
+            f"an environment in which {sys.executable} cannot start (PYTHONHOME, PYTHONPATH, "
+            "the env given to the pool), or no memory or processes left. Check that "
+            f"`{sys.executable} -c 'import cloudpickle'` works, and try strategy='threads'."
+        )
+
+    def reap(self, worker: WorkerHandle) -> None:
+        if worker in self.workers:
+            self.workers.remove(worker)
+            for fd in (worker.fd, worker.proc.sentinel):
+                if fd is not None:
+                    self.poller.unregister(fd)
+        worker.proc.wait(None)
+        worker.proc.close()
+        worker.conn.close()
+
+
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)

@@ -1,0 +1,91 @@
+"""Processes: parallelism for CPU-bound Python code, on gearshift's own pipe-per-worker pool."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Executor
+from typing import Any
+
+from gearshift.errors import UsageError
+from gearshift.machine import available_cores
+from gearshift.strategies.base import Initializer, Strategy, check_workers
+from gearshift.strategies.processes._launch import START_METHODS, WORKER_ENV, default_start_method
+from gearshift.strategies.processes._pool import ProcessPool
+
+# What OpenBLAS, MKL, Accelerate, OpenMP and numexpr read to size their thread pools.
+BLAS_THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+
+class Processes(Strategy):
+    """Worker processes, one per available core by default; work travels with cloudpickle.
+
+    `start_method="forkserver"` (the default on Linux): the first pool in a process starts one
+    small fork-server process, which then forks each worker in a millisecond or two.
+    `"spawn"` (the default elsewhere): each worker is a fresh interpreter. Both are safe when
+    your process has threads (plain fork is not), and neither re-imports your `__main__`, so
+    scripts need no `if __name__ == "__main__"` guard.
+    """
+
+    name = "processes"
+    parallel_cpu = True
+    needs_pickling = True
+    can_kill = True
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        max_tasks_per_child: int | None = None,
+        blas_threads: int | None = None,
+        start_method: str | None = None,
+    ) -> None:
+        """`blas_threads` caps the threads of BLAS/OpenMP libraries in each worker (numpy, ...)
+        so that workers x their threads do not oversubscribe the cores; None leaves them be."""
+        super().__init__(max_workers)
+        self.max_tasks_per_child = check_workers(max_tasks_per_child, "max_tasks_per_child")
+        self.blas_threads = check_workers(blas_threads, "blas_threads")
+        self.start_method = _check_start_method(start_method)
+
+    def worker_env(self) -> dict[str, str]:
+        """Variables set in each worker: the thread caps, unless the user set them already."""
+        if self.blas_threads is None:
+            return {}
+        return {var: str(self.blas_threads) for var in BLAS_THREAD_VARS if var not in os.environ}
+
+    def default_workers(self) -> int:
+        """One per available core; one inside another pool's worker, so nesting cannot explode."""
+        return 1 if os.environ.get(WORKER_ENV) else available_cores()
+
+    def executor(
+        self, *, initializer: Initializer = None, initargs: tuple[Any, ...] = ()
+    ) -> Executor:
+        return ProcessPool(
+            self.workers,
+            initializer,
+            initargs,
+            self.max_tasks_per_child,
+            self.worker_env(),
+            self.start_method,
+        )
+
+
+def _check_start_method(start_method: str | None) -> str:
+    if start_method is None:
+        return default_start_method()
+    if start_method not in START_METHODS:
+        raise UsageError(
+            f"start_method must be one of {', '.join(map(repr, START_METHODS))} or None (the "
+            f"best available here), got {start_method!r}"
+        )
+    if start_method == "forkserver" and default_start_method() != "forkserver":
+        raise UsageError(
+            "start_method='forkserver' needs Linux >= 5.3 (pidfds), which this system lacks: "
+            "use start_method='spawn' or None"
+        )
+    return start_method
