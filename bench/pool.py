@@ -39,7 +39,9 @@ from joblib.externals.loky import reusable_executor
 from mpire import WorkerPool
 
 import gearshift
-from gearshift.strategies.processes import _launch  # to stop the fork server: a process's first call
+from gearshift.strategies.processes import (
+    _launch,  # to stop the fork server: a process's first call
+)
 from gearshift.strategies.processes._pool import (
     ProcessPool,  # warm variant only: a pool kept across maps
 )

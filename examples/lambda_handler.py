@@ -38,7 +38,7 @@ from __future__ import annotations
 from typing import Any
 
 import gearshift
-from gearshift.serverless._model import MB_PER_VCPU, MEMORY_MAX_MB
+from gearshift.serverless import MB_PER_VCPU, MEMORY_MAX_MB
 
 DEFAULT_MEMORY_MB = 1_769  # when the context does not say (a local run)
 

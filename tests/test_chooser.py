@@ -11,18 +11,17 @@ import pytest
 
 from gearshift.auto._chooser import (
     CONVOY_SWITCHES,
-    MAX_CHUNKSIZE,
     MAX_THREADS,
     MIN_SPEEDUP,
     PROCESS_ITEM_SECONDS,
     PROCESS_START_SECONDS,
     SATURATED,
     SCALES_ON_THREADS,
-    TARGET_CHUNK_SECONDS,
     Choice,
     choose,
 )
 from gearshift.auto._profiler import Profile
+from gearshift.chunking import CHUNKS_PER_WORKER_LEFT, MAX_CHUNK, TARGET_CHUNK_SECONDS
 
 
 def make(**changes: Any) -> Profile:
@@ -182,7 +181,7 @@ def test_items_too_cheap_to_ship_anywhere_stay_serial() -> None:
     choice = choose(make(wall_seconds_per_item=2e-7, cpu_seconds_per_item=2e-7, items_total=10**5))
     assert choice.strategy == "serial"
     assert choice.predictions["processes"] < 0.1
-    assert choice.chunksize == MAX_CHUNKSIZE
+    assert choice.chunksize == MAX_CHUNK
 
 
 def test_too_little_work_in_all_stays_serial_and_says_so() -> None:
@@ -241,8 +240,9 @@ def test_allowed_limits_the_strategies_to_pick_from() -> None:
 def test_chunks_hold_about_the_target_seconds_of_work_and_leave_each_worker_several() -> None:
     small = make(wall_seconds_per_item=1e-4, cpu_seconds_per_item=1e-4, items_total=None)
     assert choose(small).chunksize == round(TARGET_CHUNK_SECONDS / 1e-4)
-    known = dataclasses.replace(small, items_total=4000)
-    assert choose(known).chunksize == 4000 // (2 * 4)  # 4 chunks per worker
+    known = dataclasses.replace(small, items_total=400)  # 2 workers, each several chunks
+    processes = {o.strategy: o for o in choose(known).options}["processes"]
+    assert processes.chunksize == 400 // (2 * CHUNKS_PER_WORKER_LEFT)
     uneven = dataclasses.replace(small, variation=2.0)
     assert choose(uneven).chunksize == round(TARGET_CHUNK_SECONDS / 1e-4) // 2
 

@@ -22,7 +22,7 @@ import pytest
 
 from gearshift.cli import main
 from gearshift.errors import UsageError
-from gearshift.lab._imageserver import ImageServer, png_image
+from gearshift.lab import ImageServer, png_image
 
 
 def fetch(url: str, headers: dict[str, str] | None = None, method: str = "GET") -> Any:

@@ -62,3 +62,14 @@ def test_error_tree() -> None:
     for cls in (gearshift.TaskFailed, gearshift.TaskTimeout, gearshift.WorkerDied):
         assert issubclass(cls, gearshift.TaskError)
         assert issubclass(cls, gearshift.GearshiftError)
+
+
+def test_a_serial_map_does_not_load_the_process_pool() -> None:
+    """Each strategy's dependencies load when it runs: serial work pays for no pool."""
+    code = (
+        "import sys, gearshift; gearshift.map(abs, range(10), strategy='serial');"
+        " heavy = {'cloudpickle', 'subprocess', 'gearshift.strategies.processes._pool'};"
+        " print(sorted(heavy & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

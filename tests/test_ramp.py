@@ -13,6 +13,10 @@ from _running import Running
 from gearshift.strategies._ramp import GAIN, MIN_ITEMS, Ramp
 
 
+def ignore(width: int) -> None:
+    """A pool that needs no widening: the rule alone is under test."""
+
+
 def run_width(ramp: Ramp, latency: float) -> None:
     """Collect one judged width's worth of single-item chunks, each back after `latency`."""
     epoch = ramp.epoch
@@ -21,16 +25,18 @@ def run_width(ramp: Ramp, latency: float) -> None:
 
 
 def test_constant_latency_doubles_the_width_up_to_the_limit() -> None:
-    ramp = Ramp(2, 40)
+    widened: list[int] = []
+    ramp = Ramp(2, 40, widened.append)
     widths = [ramp.width]
     while ramp.growing:
         run_width(ramp, 0.05)  # sleeping items: twice the threads, twice the throughput
         widths.append(ramp.width)
     assert widths == [2, 4, 8, 16, 32, 40]
+    assert widened == widths[1:]  # the pool was widened at every step
 
 
 def test_latency_that_grows_with_the_width_stops_the_ramp_after_one_doubling() -> None:
-    ramp = Ramp(4, 64)
+    ramp = Ramp(4, 64, ignore)
     run_width(ramp, 0.004)  # width 4: 1,000 items/s
     assert ramp.width == 8
     run_width(ramp, 0.008 / GAIN * 1.01)  # width 8 gains just under GAIN: stay at 8
@@ -40,7 +46,7 @@ def test_latency_that_grows_with_the_width_stops_the_ramp_after_one_doubling() -
 
 
 def test_chunks_sent_before_a_doubling_are_not_judged_at_the_new_width() -> None:
-    ramp = Ramp(2, 64)
+    ramp = Ramp(2, 64, ignore)
     stale = ramp.epoch
     run_width(ramp, 0.01)
     assert ramp.width == 4
@@ -53,7 +59,7 @@ def test_chunks_sent_before_a_doubling_are_not_judged_at_the_new_width() -> None
 
 @pytest.mark.parametrize(("start", "limit"), [(8, 8), (16, 8)])
 def test_a_start_at_or_over_the_limit_never_grows(start: int, limit: int) -> None:
-    ramp = Ramp(start, limit)
+    ramp = Ramp(start, limit, ignore)
     assert (ramp.width, ramp.growing) == (limit, False)
 
 

@@ -19,7 +19,7 @@ import pytest
 import gearshift
 from gearshift.cli import main
 from gearshift.errors import UsageError
-from gearshift.serverless._model import (
+from gearshift.serverless import (
     LambdaLayout,
     LambdaPlan,
     cpu_share,
@@ -250,7 +250,7 @@ def test_deadline_and_budget_choose_differently() -> None:
     assert too_poor.reason.startswith("No layout costs at most $0.01")
     assert too_poor.recommended == min(valid, key=lambda x: x.cost_usd)  # the cheapest instead
     impossible = plan_lambda(1000, 2.0, deadline_seconds=0.5)
-    assert impossible.reason.startswith("No layout finishes within 0.5 s")
+    assert impossible.reason.startswith("No layout finishes within 500.0 ms")
     assert impossible.recommended == impossible.frontier[0]  # the fastest, as a fallback
 
 

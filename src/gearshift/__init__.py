@@ -2,6 +2,16 @@
 
 Public names are the ones in `__all__`; nothing else is promised. Heavy modules are imported on
 first use of the name that needs them, so `import gearshift` stays cheap.
+
+The packages, each importing only those below it (tests/test_layers.py holds the rule):
+
+    cli/                          `gearshift ...`: one module per command, tables and charts
+    lab/  downloader/  serverless/  bench() and the demos; download(); plan_lambda()
+    api  executor  aio  _window   the engine: map, imap, Executor, amap over any strategy
+    auto/                         profile(), choose(), and Auto, which decides per map call
+    strategies/                   serial, threads, processes/ (the pool), asyncio, dask, lithops
+    chunking                      how work is cut into chunks
+    errors  values  units  machine  the exception tree, result values, formats, cores and load
 """
 
 from __future__ import annotations
@@ -30,28 +40,28 @@ _LAZY = {
     "map": "gearshift.api",
     "imap": "gearshift.api",
     "Executor": "gearshift.executor",
-    "Statistics": "gearshift.values",
-    "Strategy": "gearshift.strategies.base",
-    "Serial": "gearshift.strategies._serial",
-    "Threads": "gearshift.strategies._threads",
-    "Processes": "gearshift.strategies.processes._strategy",
-    "Auto": "gearshift.auto._strategy",
-    "Asyncio": "gearshift.strategies._asyncio",
-    "Dask": "gearshift.strategies._dask",
-    "Lithops": "gearshift.strategies._lithops",
     "amap": "gearshift.aio",
     "aimap": "gearshift.aio",
-    "ImageServer": "gearshift.lab._imageserver",
-    "plan_lambda": "gearshift.serverless._model",
-    "LambdaPlan": "gearshift.serverless._model",
-    "download": "gearshift.downloader._download",
-    "DownloadResult": "gearshift.downloader._download",
-    "bench": "gearshift.lab._bench",
-    "BenchResult": "gearshift.lab._bench",
-    "profile": "gearshift.auto._profiler",
-    "Profile": "gearshift.auto._profiler",
-    "choose": "gearshift.auto._chooser",
-    "Choice": "gearshift.auto._chooser",
+    "Statistics": "gearshift.values",
+    "Strategy": "gearshift.strategies",
+    "Serial": "gearshift.strategies",
+    "Threads": "gearshift.strategies",
+    "Processes": "gearshift.strategies",
+    "Asyncio": "gearshift.strategies",
+    "Dask": "gearshift.strategies",
+    "Lithops": "gearshift.strategies",
+    "Auto": "gearshift.auto",
+    "profile": "gearshift.auto",
+    "Profile": "gearshift.auto",
+    "choose": "gearshift.auto",
+    "Choice": "gearshift.auto",
+    "bench": "gearshift.lab",
+    "BenchResult": "gearshift.lab",
+    "ImageServer": "gearshift.lab",
+    "download": "gearshift.downloader",
+    "DownloadResult": "gearshift.downloader",
+    "plan_lambda": "gearshift.serverless",
+    "LambdaPlan": "gearshift.serverless",
 }
 
 __all__ = sorted(
@@ -75,21 +85,20 @@ __all__ = sorted(
 if TYPE_CHECKING:
     from gearshift.aio import aimap, amap
     from gearshift.api import imap, map
-    from gearshift.auto._chooser import Choice, choose
-    from gearshift.auto._profiler import Profile, profile
-    from gearshift.auto._strategy import Auto
-    from gearshift.downloader._download import DownloadResult, download
+    from gearshift.auto import Auto, Choice, Profile, choose, profile
+    from gearshift.downloader import DownloadResult, download
     from gearshift.executor import Executor
-    from gearshift.lab._bench import BenchResult, bench
-    from gearshift.lab._imageserver import ImageServer
-    from gearshift.serverless._model import LambdaPlan, plan_lambda
-    from gearshift.strategies._asyncio import Asyncio
-    from gearshift.strategies._dask import Dask
-    from gearshift.strategies._lithops import Lithops
-    from gearshift.strategies._serial import Serial
-    from gearshift.strategies._threads import Threads
-    from gearshift.strategies.base import Strategy
-    from gearshift.strategies.processes._strategy import Processes
+    from gearshift.lab import BenchResult, ImageServer, bench
+    from gearshift.serverless import LambdaPlan, plan_lambda
+    from gearshift.strategies import (
+        Asyncio,
+        Dask,
+        Lithops,
+        Processes,
+        Serial,
+        Strategy,
+        Threads,
+    )
     from gearshift.values import Statistics
 
 

@@ -21,9 +21,7 @@ from typing import Any
 
 from gearshift.api import MapIterator, imap
 from gearshift.errors import UsageError
-from gearshift.strategies._asyncio import Asyncio
-from gearshift.strategies._loop_executor import LoopExecutor
-from gearshift.strategies.base import Initializer, check_workers
+from gearshift.strategies import OnLoop, check_workers
 from gearshift.values import Statistics
 
 __all__ = ["AsyncMapIterator", "aimap", "amap"]
@@ -91,7 +89,7 @@ def aimap(
             "(async for x in gearshift.aimap(fn, items)); from sync code use "
             "gearshift.imap(fn, items, strategy='asyncio')"
         ) from None
-    strategy = _OnLoop(check_workers(max_workers), loop)
+    strategy = OnLoop(check_workers(max_workers), loop)
     pump = _Pump(strategy, loop)
     source = pump.pull(items) if isinstance(items, AsyncIterable) else items
     pump.inner = imap(
@@ -160,27 +158,12 @@ class AsyncMapIterator(AsyncIterator[Any]):
         return self._pump.inner.statistics()
 
 
-class _OnLoop(Asyncio):
-    """The asyncio strategy on a loop that is already running (the caller's)."""
-
-    def __init__(self, max_workers: int | None, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(max_workers)
-        self.loop = loop
-        self.running: LoopExecutor | None = None
-
-    def executor(
-        self, *, initializer: Initializer = None, initargs: tuple[Any, ...] = ()
-    ) -> LoopExecutor:
-        self.running = LoopExecutor(self.workers, self.loop, initializer, initargs)
-        return self.running
-
-
 class _Pump:
     """The helper thread that drives api's iterator and posts each result to the caller's loop."""
 
     inner: MapIterator
 
-    def __init__(self, strategy: _OnLoop, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, strategy: OnLoop, loop: asyncio.AbstractEventLoop) -> None:
         self.strategy, self.loop = strategy, loop
         self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self.room = threading.Semaphore(RESULT_BUFFER)
@@ -219,8 +202,7 @@ class _Pump:
         self.room.release()
         if self.pulling is not None:
             self.pulling.cancel()
-        if self.strategy.running is not None:
-            self.strategy.running.cancel_all()
+        self.strategy.stop()
 
     def pull(self, source: AsyncIterable[Any]) -> Iterator[Any]:
         """An async iterable as a plain iterator for the pump: each item awaited on the loop."""

@@ -1,4 +1,8 @@
-"""Adaptive chunk sizes from measured chunk durations (joblib's idea), or a fixed size."""
+"""How work is cut into chunks: ~20 ms of work each, adapted to measured durations (joblib's idea).
+
+One rule for the whole library: `first_size` is what auto predicts with and starts a run at;
+`ChunkSizer` keeps chunks near the same target while the run measures them.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,25 @@ MAX_GROWTH = 8
 # Each worker gets at least this many chunks of what is left, when the input's length is known,
 # so that no worker ends the run with a big chunk while the others idle.
 CHUNKS_PER_WORKER_LEFT = 2
+# Items whose times vary more than this (coefficient of variation) get chunks half as big, so that
+# an unlucky chunk of slow items does not hold the end of the run.
+UNEVEN_VARIATION = 1.0
+
+
+def first_size(
+    seconds_per_item: float,
+    workers: int,
+    total: int | None,
+    variation: float = 0.0,
+    target: float = TARGET_CHUNK_SECONDS,
+) -> int:
+    """The chunk size for items that take `seconds_per_item` each, before any chunk has run."""
+    size = int(target / max(seconds_per_item, 1e-9))
+    if total is not None:
+        size = min(size, math.ceil(total / (CHUNKS_PER_WORKER_LEFT * workers)))
+    if variation > UNEVEN_VARIATION:
+        size //= 2
+    return max(1, min(size, MAX_CHUNK))
 
 
 class ChunkSizer:

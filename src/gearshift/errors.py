@@ -175,6 +175,14 @@ class RemoteError(Exception):
         return f"{self.type_name}: {self.message} (the original exception could not be pickled)"
 
 
+def remote_error(error: tuple[BaseException, str]) -> BaseException:
+    """At home: an exception sent by a worker (`portable`), its traceback text chained as the
+    `__cause__`, as `concurrent.futures` does."""
+    exc, text = error
+    exc.__cause__ = RemoteTraceback(text)
+    return exc
+
+
 def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
     obj = cls.__new__(cls)
     obj.args = args

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import time
 import weakref
 from collections import deque
@@ -12,9 +11,9 @@ from concurrent.futures import Future
 from itertools import islice
 from typing import Any, TypeVar
 
+from gearshift.auto import resolve
 from gearshift.errors import UsageError
-from gearshift.strategies import resolve
-from gearshift.strategies.base import Strategy, check_workers
+from gearshift.strategies import Strategy
 from gearshift.values import Statistics
 
 T = TypeVar("T")
@@ -39,19 +38,8 @@ class Executor(_StdExecutor):
     ) -> None:
         """`mp_context` is accepted for drop-in use and ignored: workers are always fresh
         interpreters (like "spawn"). `max_tasks_per_child` recycles process workers."""
-        self.strategy = resolve(strategy, max_workers)
-        if max_tasks_per_child is not None:
-            from gearshift.strategies.processes._strategy import Processes
-
-            if not isinstance(self.strategy, Processes):
-                raise UsageError(
-                    f"max_tasks_per_child recycles worker processes; strategy "
-                    f"{self.strategy.name!r} has none: use strategy='processes'"
-                )
-            self.strategy = copy.copy(self.strategy)  # keeps its start_method, blas_threads
-            self.strategy.max_tasks_per_child = check_workers(
-                max_tasks_per_child, "max_tasks_per_child"
-            )
+        chosen = resolve(strategy, max_workers)
+        self.strategy = chosen.with_recycling(max_tasks_per_child=max_tasks_per_child)
         self._inner = self.strategy.executor(initializer=initializer, initargs=tuple(initargs))
 
     @property

@@ -42,7 +42,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from gearshift.auto._profiler import Profile, percent, seconds
+from gearshift.auto._profiler import Profile
+from gearshift.chunking import first_size
+from gearshift.units import percent, seconds
 
 __all__ = ["Choice", "Option", "choose"]
 
@@ -64,10 +66,6 @@ SATURATED = 0.5
 CONVOY_SWITCHES = 1.0
 MAX_COROUTINES = 256  # the asyncio HTTP workload: more only queues at the server
 PROCESSES_PER_CORE = 2  # at most, for CPU-bound items that also wait a little
-TARGET_CHUNK_SECONDS = 0.05  # of work per chunk: amortizes PROCESS_CHUNK_SECONDS to 0.3%
-MAX_CHUNKSIZE = 10_000  # tiny items: bigger chunks gain nothing and cost memory
-CHUNKS_PER_WORKER = 4  # with a known length: no worker ends the run with a big last chunk
-UNEVEN_VARIATION = 1.0  # items' wall times vary more than this: halve chunks to balance load
 # A process's first pool starts the fork server and forks workers from it (later pools: ~7 ms;
 # start_method="spawn": ~40 ms). Measured with 2 workers: 50-54 ms (bench/pool.py, "1st call").
 PROCESS_START_SECONDS = 0.05
@@ -316,10 +314,4 @@ def _clamp(width: int, low: int, high: int, n: int | None) -> int:
 
 
 def _chunksize(profile: Profile, workers: int, n: int | None) -> int:
-    """~TARGET_CHUNK_SECONDS of work per chunk, at most MAX_CHUNKSIZE, CHUNKS_PER_WORKER each."""
-    size = int(TARGET_CHUNK_SECONDS / profile.seconds_per_item)
-    if n is not None:
-        size = min(size, math.ceil(n / (workers * CHUNKS_PER_WORKER)))
-    if profile.variation > UNEVEN_VARIATION:
-        size //= 2
-    return max(1, min(size, MAX_CHUNKSIZE))
+    return first_size(profile.seconds_per_item, workers, n, profile.variation)

@@ -34,12 +34,14 @@ from gearshift.auto._sampling import (
     run_sample,
 )
 from gearshift.auto._shipping import ship_cost
+from gearshift.auto._watch import WATCHABLE, Watch, watch_first
 from gearshift.errors import ProfileError, UsageError
 from gearshift.machine import available_cores, gil_enabled
-from gearshift.strategies.base import is_async_callable
+from gearshift.strategies import is_async_callable
+from gearshift.units import percent, seconds, size
 from gearshift.values import ChunkResult
 
-__all__ = ["Profile", "Sample", "available_cores", "profile", "profile_sample"]
+__all__ = ["Profile", "Sample", "profile", "profile_sample"]
 
 WATCH_SECONDS = 0.05  # long items still running: how often `until` is asked again
 
@@ -217,12 +219,15 @@ def profile_sample(
     limits = Limits(
         size, total, MAX_WAVE if max_threads is None else max_threads, watch=until is not None
     )
-    phases = run_sample(fn, iterator, limits, coroutine)
-    watch = phases.watch
+    phases, watch = Phases(), None
+    if not coroutine and limits.watch and limits.size is None and WATCHABLE:
+        watch = watch_first(fn, iterator, limits, phases)  # phase 0: long items?
+    if watch is None and not phases.exhausted and not phases.held:
+        run_sample(fn, iterator, limits, coroutine, phases)
     if watch is None:
         if not phases.taken:
             raise ProfileError("items is empty: profiling needs at least one item to run")
-        prof = _profile(fn, phases, total, coroutine, started)
+        prof = _profile(fn, phases, watch, total, coroutine, started)
         records = phases.taken
         result = ChunkResult(
             [r.value for _, r in records],
@@ -232,20 +237,25 @@ def profile_sample(
         outcome: Future[ChunkResult] = Future()
         outcome.set_result(result)
         return Sample(prof, [item for item, _ in records], outcome, phases.exhausted)
-    prof = _profile(fn, phases, total, coroutine, started)
+    prof = _profile(fn, phases, watch, total, coroutine, started)
     while watch.running() and until is not None and not until(prof):
         watch.wait(WATCH_SECONDS)
-        prof = _profile(fn, phases, total, coroutine, started)
+        prof = _profile(fn, phases, watch, total, coroutine, started)
     watch.seal()
     items = [runner.item for runner in watch.runners]
     return Sample(prof, items, watch.outcome, phases.exhausted)
 
 
 def _profile(
-    fn: Callable[[Any], Any], phases: Phases, total: int | None, coroutine: bool, started: float
+    fn: Callable[[Any], Any],
+    phases: Phases,
+    watch: Watch | None,
+    total: int | None,
+    coroutine: bool,
+    started: float,
 ) -> Profile:
     """The profile of what the sample ran (long items: as far as they got, _watch.py)."""
-    watch, running = phases.watch, 0
+    running = 0
     pairs: list[tuple[Any, Record | None]] = list(phases.taken)
     if watch is not None:
         phases.measured, phases.preempted = watch.measured()
@@ -279,29 +289,3 @@ def _profile(
         items_running=running,
         **shipping,
     )
-
-
-def seconds(value: float) -> str:
-    """A duration a human reads at a glance: 1.23 s, 45.6 ms, 78 µs, 0.4 µs."""
-    if value >= 1:
-        return f"{value:.2f} s"
-    if value >= 1e-3:
-        return f"{value * 1e3:.1f} ms"
-    if value >= 1e-5:
-        return f"{value * 1e6:.0f} µs"
-    return f"{value * 1e6:.2f} µs"
-
-
-def percent(value: float) -> str:
-    """A share as a percentage with the digits that matter: 97%, 4.2%, 0.04%."""
-    if value >= 0.1:
-        return f"{value:.0%}"
-    return f"{value:.1%}" if value >= 0.001 else f"{value:.2%}"
-
-
-def size(value: float) -> str:
-    """A byte count a human reads at a glance: 28 B, 4.1 kB, 8.4 MB."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if value >= scale:
-            return f"{value / scale:.1f} {unit}"
-    return f"{value:.0f} B"

@@ -34,14 +34,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gearshift.auto._canary import Canary
 from gearshift.errors import UsageError
 from gearshift.machine import Mark, available_cores
-
-if TYPE_CHECKING:
-    from gearshift.auto._watch import Watch
 
 # Tuned by bench/auto.py: ~0.1 s of sample in all keeps auto's overhead near 5% of 2 s of work.
 SEQUENTIAL_SECONDS = 0.05
@@ -110,7 +107,6 @@ class Phases:
     thread_speedup: float | None = None  # its throughput over one thread's
     preempted: float = 0.0
     exhausted: bool = False
-    watch: Watch | None = None  # long items (_watch.py): the sample's items, some still running
     held: bool = False  # the first item held the GIL throughout, for long (_watch.py): enough
     gil_wait: float | None = None  # how long another thread waited for the GIL in phase 1
 
@@ -126,25 +122,21 @@ class Limits:
 
 
 def run_sample(
-    fn: Callable[[Any], Any], iterator: Iterator[Any], limits: Limits, coroutine: bool
-) -> Phases:
-    """Phases 1 and 2 over the first items of `iterator`."""
-    phases = Phases()
+    fn: Callable[[Any], Any],
+    iterator: Iterator[Any],
+    limits: Limits,
+    coroutine: bool,
+    phases: Phases,
+) -> None:
+    """Phases 1 and 2 over the next items of `iterator` (phase 0 may have run one: _watch.py)."""
     if coroutine:
         _sample_coroutines(fn, iterator, limits.size, phases)
-        return phases
-    from gearshift.auto._watch import WATCHABLE, watch_first
-
-    if limits.watch and limits.size is None and WATCHABLE:
-        phases.watch = watch_first(fn, iterator, limits, phases)
-        if phases.watch is not None or phases.exhausted or phases.held:
-            return phases
+        return
     with Canary() as canary:
         _sequential(fn, iterator, limits.size, phases)
     phases.gil_wait = canary.wait()
     if not phases.exhausted and not (limits.watch and _holds_gil(phases)):
         _scaling(fn, iterator, limits, phases)
-    return phases
 
 
 def _holds_gil(phases: Phases) -> bool:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gearshift.auto._sampling import Record
-from gearshift.strategies.processes._pickling import dumps
+from gearshift.strategies.processes import dumps
 
 # Tuned by bench/auto.py: enough items to see what payloads cost, little time spent seeing it.
 SHIP_ITEMS = 8  # sampled items (and results) pickled, spread over the sample

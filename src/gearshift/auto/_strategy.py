@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from gearshift import strategies
+from gearshift.auto._chooser import WAITING_BOUND_SHARE, Choice, choose
+from gearshift.auto._profiler import Profile, profile_sample
 from gearshift.errors import ProfileError, UsageError
 from gearshift.machine import available_cores
-from gearshift.strategies.base import Initializer, Strategy
+from gearshift.strategies import Initializer, Strategy
 from gearshift.values import ChunkResult
-
-if TYPE_CHECKING:
-    from gearshift.auto._chooser import Choice
 
 
 class Auto(Strategy):
@@ -24,9 +24,7 @@ class Auto(Strategy):
     """
 
     name = "auto"
-    parallel_cpu = True
     needs_pickling = False
-    can_kill = False
     runs_coroutines = True  # coroutine functions are routed to the asyncio strategy
 
     def __init__(self, max_workers: int | None = None, *, limit_blas_threads: bool = True) -> None:
@@ -70,9 +68,6 @@ def decide(
     Without `in_process_sample` (the work needs an initializer or a task timeout, which the
     in-process sample cannot honour) nothing is sampled and the work goes to processes.
     """
-    from gearshift.auto._chooser import WAITING_BOUND_SHARE, Choice, choose
-    from gearshift.auto._profiler import Profile, profile_sample
-
     cores = available_cores()
     if total == 0:
         return _build(auto, Choice("serial", 1, 1, 1.0, "no items: nothing to run"), cores)
@@ -99,18 +94,24 @@ def decide(
 
 
 def _build(auto: Auto, choice: Choice, cores: int) -> Decision:
-    from gearshift.strategies import resolve
-    from gearshift.strategies._threads import Threads
-    from gearshift.strategies.processes._strategy import Processes
+    """The strategy `choice` names, as wide as it says (within `auto.max_workers`), configured."""
+    from gearshift.strategies import Processes, Threads  # the pool loads only when chosen
 
-    width = (
-        choice.max_workers
-        if auto.max_workers is None
-        else min(choice.max_workers, auto.max_workers)
-    )
-    strategy = resolve(choice.strategy, max(1, width))
-    if isinstance(strategy, Processes) and auto.limit_blas_threads:
-        strategy.blas_threads = max(1, cores // strategy.workers)
-    if isinstance(strategy, Threads) and choice.grow_to:
-        strategy.grow_to = min(choice.grow_to, auto.max_workers or choice.grow_to)
+    cap = auto.max_workers or choice.max_workers
+    width = max(1, min(choice.max_workers, cap))
+    strategy: Strategy
+    if choice.strategy == "processes":
+        blas = max(1, cores // width) if auto.limit_blas_threads else None
+        strategy = Processes(width, blas_threads=blas)
+    elif choice.strategy == "threads" and choice.grow_to:
+        strategy = Threads(width, grow_to=min(choice.grow_to, cap))
+    else:
+        strategy = strategies.resolve(choice.strategy, width)
     return Decision(strategy, choice)
+
+
+def resolve(strategy: object, max_workers: int | None = None) -> Strategy:
+    """A strategy from a name or an instance, "auto" included: `map`'s and `Executor`'s way."""
+    if isinstance(strategy, str) and strategy == "auto":
+        return Auto(max_workers)
+    return strategies.resolve(strategy, max_workers)

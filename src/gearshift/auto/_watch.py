@@ -22,13 +22,21 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from gearshift.auto._sampling import (
+    CLEAR_ABOVE,
+    CLEAR_BELOW,
+    END,
+    SCALING_THREADS,
+    WAVE_BELOW_SHARE,
+    Limits,
+    Phases,
+    Record,
+    timed,
+)
 from gearshift.machine import Mark, runqueue_seconds
 from gearshift.values import ChunkResult
-
-if TYPE_CHECKING:
-    from gearshift.auto._sampling import Limits, Phases, Record
 
 WATCHABLE = hasattr(time, "pthread_getcpuclockid")
 # bench/auto.py, few long items (5 x 0.3 s sleeps or HTTP GETs): with SECOND_SECONDS, the run
@@ -64,7 +72,6 @@ class Runner:
         ready.wait()
 
     def _run(self, fn: Callable[[Any], Any], watch: Watch, ready: threading.Event) -> None:
-        from gearshift.auto._sampling import Record, timed
 
         try:
             self._clock = time.pthread_getcpuclockid(threading.get_ident())
@@ -158,7 +165,6 @@ class Watch:
         sharing the CPUs or the GIL: their own time is their CPU time over the first item's
         CPU share when it ran alone.
         """
-        from gearshift.auto._sampling import WAVE_BELOW_SHARE, Record
 
         done = [r for r in self.runners if r.record is not None]
         if len(done) > 1:
@@ -181,7 +187,6 @@ def watch_first(
 ) -> Watch | None:
     """Run the first item on a thread; if it ends within LONG_SECONDS, it joins `phases.taken`
     and the sample goes on as usual (None); else the Watch of the long items, measured."""
-    from gearshift.auto._sampling import END, SCALING_THREADS, WAVE_BELOW_SHARE
 
     item = next(iterator, END)
     if item is END:
@@ -226,7 +231,6 @@ def _share(runner: Runner) -> float:
 def _window(watch: Watch, iterator: Iterator[Any], phases: Phases) -> float | None:
     """SCALING_THREADS items at a time for WINDOW_SECONDS (twice that if the reading is unclear
     then): the CPU seconds they used per second of their own time; None if too few items."""
-    from gearshift.auto._sampling import CLEAR_ABOVE, CLEAR_BELOW, END, SCALING_THREADS
 
     start, length = time.perf_counter(), WINDOW_SECONDS
     base = {id(r): (r.cpu(), r.lost()) for r in watch.runners}  # later ones start at 0

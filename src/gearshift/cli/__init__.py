@@ -64,7 +64,7 @@ def _run_serve_images(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from gearshift.lab._imageserver import ImageServer
+    from gearshift.lab import ImageServer
 
     server = ImageServer(
         count=args.count,

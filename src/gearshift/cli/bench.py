@@ -13,13 +13,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gearshift import units
 from gearshift.errors import UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
-    from gearshift.lab._bench import BenchResult, Machine, Measurement
+    from gearshift.lab import BenchResult, Machine, Measurement
 
 EXIT_OK = 0
 
@@ -27,7 +28,7 @@ EXIT_OK = 0
 def run_bench_command(args: argparse.Namespace) -> int:
     """Load MODULE:FUNC and its items, bench them, then print a table or JSON; draw --chart."""
     from gearshift.cli._target import load_function, load_items
-    from gearshift.lab._bench import bench
+    from gearshift.lab import bench
 
     fn = load_function(args.target)
     items = load_items(args.items, args.items_file)
@@ -100,7 +101,7 @@ def render_bench(result: BenchResult, console: Console) -> None:
             console.print(m.note)
     best = result.best
     console.print(
-        f"Fastest: {best.label}, {fmt_seconds(best.median)} ({best.speedup:.2f}x serial, "
+        f"Fastest: {best.label}, {units.seconds(best.median)} ({best.speedup:.2f}x serial, "
         f"{best.efficiency:.0%} of its ideal)."
     )
     noise_warnings(result.measurements, console)
@@ -122,7 +123,7 @@ def measurement_table(
         table.add_row(
             m.label,
             "auto" if m.workers is None else str(m.workers),
-            fmt_seconds(m.median),
+            units.seconds(m.median),
             f"{m.spread:.0%}" + (" noisy" if m.noisy else ""),
             f"{m.speedup:.2f}x",
             f"[{colour}]{m.efficiency:.0%}[/]",
@@ -132,7 +133,7 @@ def measurement_table(
         table.add_row(
             "ideal for this machine",
             "",
-            fmt_seconds(ideal_seconds),
+            units.seconds(ideal_seconds),
             "",
             f"{base / ideal_seconds:.2f}x",
             "100%",
@@ -164,7 +165,7 @@ def busy_warning(machine: Machine, console: Console) -> None:
 
 def noise_warnings(rows: Sequence[Measurement], console: Console) -> None:
     """One warning naming every configuration whose runs disagreed by more than NOISY_SPREAD."""
-    from gearshift.lab._bench import NOISY_SPREAD
+    from gearshift.lab import NOISY_SPREAD
 
     noisy = [f"{m.label} {m.spread:.0%}" for m in rows if m.noisy]
     if noisy:
@@ -174,14 +175,6 @@ def noise_warnings(rows: Sequence[Measurement], console: Console) -> None:
             "programs, or raise --repeat.",
             style="yellow",
         )
-
-
-def fmt_seconds(seconds: float) -> str:
-    if seconds >= 10:
-        return f"{seconds:.1f} s"
-    if seconds >= 0.1:
-        return f"{seconds:.2f} s"
-    return f"{seconds * 1000:.1f} ms"
 
 
 def stdout_console() -> Console:

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from gearshift.lab._bench import BenchResult, Measurement
-    from gearshift.lab._demos import DemoResult, Experiment
-    from gearshift.serverless._model import LambdaLayout, LambdaPlan
+    from gearshift.lab import BenchResult, DemoResult, Experiment, Measurement
+    from gearshift.serverless import LambdaLayout, LambdaPlan
 
 FIGSIZE = (8.0, 5.0)  # inches
 DPI = 100
@@ -38,7 +37,7 @@ def _save(fig: Any, path: str | Path) -> Path:
 
 def plot_lambda_plan(plan: LambdaPlan, path: str | Path) -> Path:
     """Cost vs makespan of every valid Lambda layout, the Pareto frontier drawn as a line."""
-    from gearshift.serverless._pick import family
+    from gearshift.serverless import family
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)

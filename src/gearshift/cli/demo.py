@@ -13,8 +13,7 @@ from gearshift.errors import UsageError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from gearshift.lab._bench import Machine, Measurement
-    from gearshift.lab._demos import DemoResult, Experiment
+    from gearshift.lab import DemoResult, Experiment, Machine, Measurement
 
 EXIT_OK = 0
 
@@ -22,11 +21,11 @@ EXIT_OK = 0
 def run_demo_command(args: argparse.Namespace) -> int:
     """Measure, then write demo.json and the chart, then print the tables (or JSON)."""
     from gearshift.cli.bench import progress_reporter, stdout_console
-    from gearshift.lab import _demos as demos
+    from gearshift.lab import DEMO_N, SOURCE_N, run_demo
 
     if args.repeat < 1:
         raise UsageError(f"--repeat: got {args.repeat}; give a whole number >= 1, such as 3")
-    n = args.n if args.n is not None else demos.FULL_N if args.full else demos.DEFAULT_N
+    n = args.n if args.n is not None else SOURCE_N if args.full else DEMO_N
     if n < 1:
         raise UsageError(f"--n: got {n}; give a whole number >= 1, such as 10000000")
     out = Path(args.out)
@@ -36,15 +35,15 @@ def run_demo_command(args: argparse.Namespace) -> int:
         why = f"cannot create {out} ({exc.strerror})"
         raise UsageError(f"--out: {why}; pass a writable directory") from None
     with progress_reporter() as report:
-        result = demos.run_demo(
+        given = {"latency": args.latency, "size_bytes": args.size_bytes}
+        result = run_demo(
             n=n,
             repeat=args.repeat,
             cpu=not args.io_only,
             io=not args.cpu_only,
             urls=args.url,
-            latency=demos.LATENCY if args.latency is None else args.latency,
-            size_bytes=demos.IMAGE_BYTES if args.size_bytes is None else args.size_bytes,
             progress=report,
+            **{name: value for name, value in given.items() if value is not None},
         )
     chart = _chart(result, args.chart or str(out / "demo.png"), explicit=bool(args.chart))
     data = {**result.to_dict(), "chart": chart, "results": str(out / "demo.json")}

@@ -17,11 +17,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from gearshift.downloader._download import DownloadResult, download
-from gearshift.downloader._queue import Meter
+from gearshift import units
+from gearshift.downloader import DownloadResult, download
 from gearshift.errors import UsageError
 
-__all__ = ["DownloadProgress", "read_sha256_manifest", "read_url_lines", "report", "run_download"]
+__all__ = ["read_sha256_manifest", "read_url_lines", "report", "run_download"]
 
 _SIZE = re.compile(r"(\d+)\s*([KMGT]?)i?B?", re.IGNORECASE)
 
@@ -175,7 +175,7 @@ def _print_summary(results: list[DownloadResult], seconds: float) -> None:
         table.add_column(column, justify="right")
     table.add_row(
         *(str(t[k]) for k in ("done", "failed", "retried", "skipped")),
-        _human(t["bytes"]),
+        units.size(t["bytes"]),
         f"{seconds:.2f} s",
         f"{t['mb_per_s']:.1f}" if t["mb_per_s"] is not None else "-",
     )
@@ -192,14 +192,6 @@ def _print_summary(results: list[DownloadResult], seconds: float) -> None:
         out.print(problems)
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"  # unreachable; keeps mypy sure of a return
-
-
 def _open(path: str, option: str) -> TextIO:
     try:
         return Path(path).open(encoding="utf-8")
@@ -207,46 +199,3 @@ def _open(path: str, option: str) -> TextIO:
         raise UsageError(
             f"{option} {path}: cannot read it ({exc.strerror}): check the path"
         ) from exc
-
-
-class DownloadProgress:
-    """A rich progress bar on stderr: files done of total, bytes, MB/s (rich imported only here)."""
-
-    def __init__(self, total: int, meter: Meter) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            ProgressColumn,
-            TimeElapsedColumn,
-        )
-        from rich.text import Text
-
-        class Traffic(ProgressColumn):  # read live at each refresh, not only when a file ends
-            def render(self, task: Any) -> Text:
-                return Text(traffic())
-
-        def traffic() -> str:
-            elapsed = max(time.monotonic() - meter.started, 1e-6)
-            failed = f", {meter.failed} failed" if meter.failed else ""
-            return f"{_human(meter.bytes)}  {meter.bytes / 1e6 / elapsed:.1f} MB/s{failed}"
-
-        self._meter = meter
-        self._bar = Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            Traffic(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-        )
-        self._task = self._bar.add_task("download", total=total)
-        self._bar.start()
-
-    def update(self) -> None:
-        self._bar.update(self._task, completed=self._meter.files)
-
-    def close(self) -> None:
-        self.update()
-        self._bar.stop()

@@ -13,12 +13,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gearshift import units
 from gearshift.errors import UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from gearshift.serverless._model import LambdaLayout, LambdaPlan
+    from gearshift.serverless import LambdaLayout, LambdaPlan
 
 PROFILE_KEYS = (
     "cpu_seconds_per_item",
@@ -47,7 +48,7 @@ EXIT_OK, EXIT_FAILED = 0, 1
 
 def run_plan_lambda(args: argparse.Namespace) -> int:
     """Plan, then print a table (or JSON) and draw the chart; 1 when no layout is valid."""
-    from gearshift.serverless._model import DEFAULT_MEMORIES_MB, plan_lambda
+    from gearshift.serverless import DEFAULT_MEMORIES_MB, plan_lambda
 
     prof = read_profile(args.profile) if args.profile else {}
     cpu = _first(args.task_cpu_seconds, prof.get("cpu_seconds_per_item"))
@@ -107,7 +108,7 @@ def render(plan: LambdaPlan, console: Console, *, show_all: bool = False) -> Non
     """The layouts as a rich table (frontier and highlights, or all), then the recommendation."""
     from rich.table import Table
 
-    from gearshift.serverless._pick import family, fmt_seconds, fmt_usd
+    from gearshift.serverless import family
 
     rows = plan.layouts if show_all else highlights(plan)
     wait = f" + {plan.task_wait_seconds:g} s wait" if plan.task_wait_seconds else ""
@@ -124,7 +125,7 @@ def render(plan: LambdaPlan, console: Console, *, show_all: bool = False) -> Non
         table.add_row(
             mark, family(x), f"{x.lambdas:,}", str(x.processes), f"{x.memory_mb:,}",
             f"{x.cpu_share:.2f}", f"{x.tasks_per_lambda:,}", str(x.waves),
-            fmt_seconds(x.makespan_seconds), fmt_usd(x.cost_usd), "; ".join(x.violations),
+            units.seconds(x.makespan_seconds), units.usd(x.cost_usd), "; ".join(x.violations),
             style="bold" if x == plan.recommended else "dim" if not x.valid else None,
         )  # fmt: skip
     console.print(table)
@@ -142,7 +143,7 @@ def render(plan: LambdaPlan, console: Console, *, show_all: bool = False) -> Non
 
 def highlights(plan: LambdaPlan) -> tuple[LambdaLayout, ...]:
     """The frontier, the pick and each shape's fastest layout (valid or not), fastest first."""
-    from gearshift.serverless._pick import family
+    from gearshift.serverless import family
 
     keep = {id(x) for x in plan.frontier}
     if plan.recommended is not None:

@@ -16,16 +16,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from gearshift.auto._chooser import Choice
-    from gearshift.auto._profiler import Profile, Sample
+    from gearshift.auto import Choice, Profile, Sample
 
 EXIT_OK = 0
 
 
 def run_profile_command(args: argparse.Namespace) -> int:
     """Load the target and items, profile a sample, choose, then print a report or JSON."""
-    from gearshift.auto._chooser import choose
-    from gearshift.auto._profiler import profile_sample
+    from gearshift.auto import choose, profile_sample
     from gearshift.cli._target import load_function, load_items
 
     fn = load_function(args.target)

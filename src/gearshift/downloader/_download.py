@@ -8,7 +8,6 @@ download(urls, dest) ─► check every URL and option first (UsageError names t
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import warnings
@@ -17,32 +16,13 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from gearshift.downloader._fetch import Job, Settings
+from gearshift.downloader._fetch import Job
 from gearshift.downloader._filenames import NameBook, name_from_url
 from gearshift.downloader._run import Policy, run
-from gearshift.errors import DownloadError, UsageError
+from gearshift.downloader._values import DownloadResult, Settings
+from gearshift.errors import UsageError
 
-__all__ = ["DownloadResult", "download"]
-
-Status = Literal["done", "failed", "skipped"]
-
-
-@dataclasses.dataclass(frozen=True)
-class DownloadResult:
-    """What happened to one URL. `path` is a complete file when status is "done" (or "skipped")."""
-
-    url: str
-    path: Path | None
-    status: Status
-    bytes: int  # the file's size; for a failure, the bytes received before giving up
-    attempts: int
-    seconds: float
-    error: DownloadError | None = None  # why it failed: .url, .status (HTTP), the message
-    http_status: int | None = None  # the last HTTP status received, if any
-
-    @property
-    def ok(self) -> bool:
-        return self.status != "failed"
+__all__ = ["download"]
 
 
 def download(

@@ -24,8 +24,9 @@ from gearshift.downloader._filenames import NameBook, name_from_disposition, wit
 from gearshift.downloader._http import Client, content_range, int_header, validator
 from gearshift.downloader._partfile import hash_into, meta_path, read_meta, write_meta
 from gearshift.downloader._retry import Failure, classify_network_error, retry_after
+from gearshift.downloader._values import Settings
 
-__all__ = ["Fetcher", "Job", "Settings"]
+__all__ = ["Fetcher", "Job"]
 
 # bench/download_client.py, 64 x 256 KiB in flight: read1(256 KiB) cost 1.1 ms of CPU per file,
 # 64 KiB 1.2 ms, 16 KiB 1.9 ms (medians of 5 rounds, load 4-5)
@@ -33,20 +34,6 @@ CHUNK = 256 * 1024
 # Bodies up to this size note their resume validator only when a transfer breaks (one file write
 # fewer per download); larger ones note it first, so even a crash leaves them resumable.
 EAGER_META_BYTES = 1024 * 1024
-
-
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """The knobs of one download() call that the transfer needs."""
-
-    dest: Path
-    per_host: int
-    connect_timeout: float
-    read_timeout: float
-    max_redirects: int
-    max_bytes: int | None
-    sha256: Mapping[str, str] | None
-    insecure: bool
 
 
 @dataclasses.dataclass

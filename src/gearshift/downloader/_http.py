@@ -16,14 +16,12 @@ import socket
 import threading
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from gearshift.downloader._retry import Failure
+from gearshift.downloader._values import Settings
 from gearshift.errors import StrategyUnavailable
-
-if TYPE_CHECKING:
-    from gearshift.downloader._fetch import Settings
 
 __all__ = ["Client", "content_range", "int_header", "validator"]
 

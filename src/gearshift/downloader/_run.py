@@ -21,18 +21,16 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TypeAlias
 
-from gearshift.downloader._fetch import Fetcher, Job, Received, Settings
+from gearshift.downloader._fetch import Fetcher, Job, Received
 from gearshift.downloader._filenames import NameBook
 from gearshift.downloader._partfile import sync_dir
+from gearshift.downloader._progress import DownloadProgress
 from gearshift.downloader._queue import AUTO_MAX, HostQueue, Meter, Width
 from gearshift.downloader._retry import Failure, backoff_delay
+from gearshift.downloader._values import DownloadResult, Settings
 from gearshift.errors import DownloadError
-
-if TYPE_CHECKING:
-    from gearshift.cli.download import DownloadProgress
-    from gearshift.downloader._download import DownloadResult
 
 __all__ = ["Policy", "run"]
 
@@ -149,8 +147,6 @@ def _report(ctx: _Run, job: Job, outcome: Path | Failure) -> None:
 
 
 def _result(job: Job, outcome: Path | Failure, seconds: float, policy: Policy) -> DownloadResult:
-    from gearshift.downloader._download import DownloadResult
-
     if not isinstance(outcome, Failure):
         return DownloadResult(
             job.url, outcome, "done", job.bytes, job.attempts, seconds, None, job.http_status
@@ -177,6 +173,4 @@ def _next_result(ctx: _Run, threads: list[threading.Thread]) -> tuple[int, Downl
 
 
 def _progress(total: int, meter: Meter) -> DownloadProgress:
-    from gearshift.cli.download import DownloadProgress
-
     return DownloadProgress(total, meter)

@@ -21,9 +21,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
+from gearshift.api import map as gmap
 from gearshift.errors import UsageError
-from gearshift.lab._bench import Machine, Measurement, machine
-from gearshift.lab._measure import Progress, auto_row, check_same, run_auto, time_runs
+from gearshift.lab._imageserver import ImageServer
+from gearshift.lab._measure import (
+    Machine,
+    Measurement,
+    Progress,
+    auto_row,
+    check_same,
+    machine,
+    run_auto,
+    time_runs,
+)
 from gearshift.lab.demo_tasks import (
     TASKS,
     Job,
@@ -35,8 +45,8 @@ from gearshift.lab.demo_tasks import (
 
 # 5 sums take ~2 s on the 2-core reference machine: large enough that starting 5 processes
 # (~0.5 s) does not hide the parallel speedup, small enough that the whole demo takes < 1 minute.
-DEFAULT_N = 20_000_000
-FULL_N = 100_000_000  # the source's N
+DEMO_N = 20_000_000
+SOURCE_N = 100_000_000  # the source's N
 IMAGE_BYTES = 512 * 1024  # a web-sized photo
 LATENCY = 0.25  # seconds before each response starts: a server across an ocean
 BANDWIDTH = 4_000_000  # bytes/s per response, so one image takes ~0.13 s to arrive
@@ -176,7 +186,6 @@ def _gearshift_rows(
     fn: Callable[[Any], Any], items: Callable[[], list[Any]], width: int
 ) -> list[_Row]:
     """gearshift's threads and processes at `width`, one item per task as in the source; auto."""
-    from gearshift.api import map as gmap
 
     def run(strategy: str, w: int) -> Callable[[], Any]:
         return lambda: gmap(fn, items(), strategy=strategy, max_workers=w, chunksize=1)
@@ -228,7 +237,7 @@ def _measure(
 
 def run_demo(
     *,
-    n: int = DEFAULT_N,
+    n: int = DEMO_N,
     repeat: int = 3,
     cpu: bool = True,
     io: bool = True,
@@ -239,7 +248,6 @@ def run_demo(
     progress: Progress | None = None,
 ) -> DemoResult:
     """Both experiments (or one): the I/O one against a local ImageServer unless `urls` given."""
-    from gearshift.lab._imageserver import ImageServer
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise UsageError(f"n must be a whole number >= 1, got {n!r}")

@@ -14,68 +14,26 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
-import hashlib
 import ipaddress
 import math
 import re
 import socket
-import struct
 import sys
 import threading
 import time
-import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from gearshift.errors import UsageError
+from gearshift.lab._png import MAX_SIZE_BYTES, MIN_SIZE_BYTES, cached_with_etag, with_etag
 
-__all__ = ["ImageServer", "ServerStatistics", "png_image"]
+__all__ = ["ImageServer", "ServerStatistics"]
 
-MIN_SIZE_BYTES, MAX_SIZE_BYTES = 128, 16 * 2**20
 _MAX_TOTAL_BYTES = 2**30  # every image is generated up front and kept in memory
 _LAST_MODIFIED = "Mon, 01 Jan 2024 00:00:00 GMT"  # the bytes never change, so neither does this
 _IMAGE_PATH = re.compile(r"/images/(\d{1,9})\.png")
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_image(seed: int, size_bytes: int) -> bytes:
-    """An RGB PNG of exactly `size_bytes` bytes: noise derived from `seed`, padded by a tEXt chunk.
-
-    Noise keeps the file as large as its pixels. IDAT is stored (zlib level 0): noise would not
-    compress anyway, and storing keeps generation cheap (about 1 ms per 256 KiB).
-    """
-    _check_int("size_bytes", size_bytes, MIN_SIZE_BYTES, MAX_SIZE_BYTES)
-    budget = size_bytes - 77  # signature, IHDR, IDAT, IEND and the smallest tEXt chunk
-    budget -= 6 + 5 * (budget // 16384 + 1)  # zlib header, Adler-32, stored-block headers
-    width = max(1, math.isqrt(budget // 3))
-    height = max(1, budget // (1 + 3 * width))
-    while True:
-        stride = 3 * width
-        pixels = hashlib.shake_256(b"gearshift-image-%d" % seed).digest(stride * height)
-        raw = b"".join(b"\0" + pixels[i : i + stride] for i in range(0, len(pixels), stride))
-        ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
-        head = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(raw, 0))
-        pad = size_bytes - len(head) - 12
-        if pad == 0 or pad >= 20:
-            break
-        height -= 1  # the overhead estimate was short: make room for the padding chunk
-    filler = (b"gearshift test image " * (pad // 21 + 1))[: pad - 20]
-    return head + (_chunk(b"tEXt", b"Comment\0" + filler) if pad else b"") + _chunk(b"IEND", b"")
-
-
-def _with_etag(seed: int, size_bytes: int) -> tuple[bytes, str]:
-    data = png_image(seed, size_bytes)
-    return data, f'"{hashlib.blake2b(data, digest_size=12).hexdigest()}"'
-
-
-# Images asked for with `?bytes=`: a small cache shared by all servers (the bytes are equal).
-_cached_with_etag = functools.lru_cache(maxsize=16)(_with_etag)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,7 +145,7 @@ class _Handler(BaseHTTPRequestHandler):
             last = f"/images/{owner.count - 1}.png"
             return self._send(404, f"nothing at {url.path}: images are /images/0.png to {last}")
         i = int(m[1])
-        data, etag = owner._images[i] if size == owner.size_bytes else _cached_with_etag(i, size)
+        data, etag = owner._images[i] if size == owner.size_bytes else cached_with_etag(i, size)
         valid = self.headers.get("If-Range") in (None, etag, _LAST_MODIFIED)
         try:
             span = _byte_range(self.headers.get("Range") if valid else None, len(data))
@@ -266,7 +224,7 @@ class ImageServer:
         if self._httpd is not None:
             return self
         if not self._images:
-            self._images = [_with_etag(i, self.size_bytes) for i in range(self.count)]
+            self._images = [with_etag(i, self.size_bytes) for i in range(self.count)]
         try:
             self._httpd = _HTTPServer(self, (self.host, self.port))
         except OSError as exc:

@@ -6,23 +6,117 @@ reference, or ProfileError) ─► seconds;  run_auto / auto_row: auto's runs an
 
 from __future__ import annotations
 
+import os
+import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass
+from typing import Any
 
+from gearshift.api import imap
 from gearshift.errors import ProfileError, short_repr
-
-if TYPE_CHECKING:
-    from gearshift.lab._bench import Measurement
+from gearshift.machine import available_cores, gil_enabled
+from gearshift.strategies.processes import default_start_method
 
 Progress = Callable[[str], None]
+
+# Timed runs of one configuration that differ by more than this fraction of their median mean the
+# machine was busy: a difference between strategies smaller than that is noise, not a result.
+# On the 2-core reference machine, quiet runs of `gearshift demo` stayed within 0.20 (the README's
+# table) while runs beside other jobs reached 0.27-0.78.
+NOISY_SPREAD = 0.25
+# A 1-minute load average above this many runnable processes per core when a run starts means
+# other programs were busy: every row is slowed alike, which the spread cannot see.
+BUSY_LOAD_PER_CORE = 0.5
+
+
+@dataclass(frozen=True)
+class Machine:
+    """Facts that decide what "ideal" means here."""
+
+    cores: int  # CPUs this process may use (affinity mask and cgroup quota)
+    python: str
+    gil: str  # "enabled", "disabled (free-threaded build)", ...
+    start_method: str  # how gearshift's process workers start
+    platform: str
+    cpu: str
+    load_before: float | None = None  # 1-minute load average when the run started (Unix)
+
+    @property
+    def busy(self) -> bool:
+        """Other programs were running when the measurement started."""
+        return self.load_before is not None and self.load_before > BUSY_LOAD_PER_CORE * self.cores
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """The timed runs of one configuration, and what they mean against serial and the ideal."""
+
+    label: str  # "processes x4", "5 threads (queue of workers, as in the source)"
+    strategy: str  # "serial", "threads", "processes", "auto", "multiprocessing.Process", ...
+    workers: int | None  # None: the strategy picked its own
+    seconds: tuple[float, ...]
+    speedup: float  # serial's median / this median
+    ideal_speedup: float  # the best speedup this machine allows for this configuration
+    note: str = ""  # auto: what it chose and why
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def spread(self) -> float:
+        """(max - min) / median of the timed runs: 0.05 means they agree within 5%."""
+        return (max(self.seconds) - min(self.seconds)) / self.median if self.median else 0.0
+
+    @property
+    def noisy(self) -> bool:
+        return self.spread > NOISY_SPREAD
+
+    @property
+    def efficiency(self) -> float:
+        """speedup / ideal speedup: 1.0 is the machine's limit."""
+        return self.speedup / self.ideal_speedup
+
+    def to_dict(self) -> dict[str, Any]:
+        computed = ("median", "spread", "noisy", "efficiency")
+        return {**asdict(self), "seconds": list(self.seconds)} | {
+            k: getattr(self, k) for k in computed
+        }
+
+
+def machine() -> Machine:
+    """The facts of this machine and interpreter that a reader needs to judge the numbers."""
+    if hasattr(sys, "_is_gil_enabled"):
+        gil = "enabled" if gil_enabled() else "disabled (free-threaded build)"
+    else:
+        gil = "enabled (this Python has no free-threaded build)"
+    return Machine(
+        cores=available_cores(),
+        python=f"{platform.python_implementation()} {platform.python_version()}",
+        gil=gil,
+        start_method=default_start_method(),  # how Processes start their workers here
+        platform=platform.platform(terse=True),
+        cpu=_cpu_model(),
+        load_before=os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    )
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def run_auto(fn: Callable[[Any], Any], items: list[Any], choices: list[Any]) -> list[Any]:
     """`gearshift.map(fn, items, strategy="auto")`, keeping what auto chose (its `Choice`)."""
-    from gearshift.api import imap
-
     iterator = imap(fn, items, strategy="auto")
     results = list(iterator)
     choices.append(getattr(iterator, "choice", None))
@@ -47,8 +141,6 @@ def auto_row(
     note = f"auto chose {' / '.join(names)}: {picked[-1].why}" if picked else ""
     best = ideal(workers) if callable(ideal) else ideal
     speedup = base / statistics.median(times)
-    from gearshift.lab._bench import Measurement
-
     return Measurement(label, "auto", workers, times, speedup, best, note)
 
 

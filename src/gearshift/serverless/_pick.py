@@ -12,8 +12,10 @@ import math
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from gearshift import units
+
 if TYPE_CHECKING:
-    from gearshift.serverless._model import LambdaLayout
+    from gearshift.serverless._layout import LambdaLayout
 
 
 def _key(x: LambdaLayout, cost_first: bool = False) -> tuple[float, ...]:
@@ -51,12 +53,12 @@ def recommend(
         fits, cost_first = [x for x in valid if x.makespan_seconds <= limit], True
         why = (
             f"the cheapest layout within {within:.0%} of the fastest makespan"
-            f" ({fmt_seconds(fastest.makespan_seconds)})"
+            f" ({units.seconds(fastest.makespan_seconds)})"
         )
     else:
         wanted = " and ".join(
-            ([f"finishes within {fmt_seconds(deadline)}"] if deadline is not None else [])
-            + ([f"costs at most {fmt_usd(budget)}"] if budget is not None else [])
+            ([f"finishes within {units.seconds(deadline)}"] if deadline is not None else [])
+            + ([f"costs at most {units.usd(budget)}"] if budget is not None else [])
         )
         fits = [
             x for x in valid
@@ -78,19 +80,7 @@ def recommend(
 
 
 def _describe(x: LambdaLayout) -> str:
-    return f"{x.label} ({fmt_seconds(x.makespan_seconds)}, {fmt_usd(x.cost_usd)})"
-
-
-def fmt_seconds(seconds: float) -> str:
-    """`2.25 s`, `346.4 s`, `2,000.0 s`."""
-    return f"{seconds:.3g} s" if seconds < 10 else f"{seconds:,.1f} s"
-
-
-def fmt_usd(usd: float) -> str:
-    """Four significant digits below $1 (`$0.06498`), cents above (`$1,234.50`)."""
-    if usd >= 1 or usd <= 0:
-        return f"${usd:,.2f}"
-    return f"${usd:.{max(2, 3 - math.floor(math.log10(usd)))}f}"
+    return f"{x.label} ({units.seconds(x.makespan_seconds)}, {units.usd(x.cost_usd)})"
 
 
 def family(x: LambdaLayout) -> str:

@@ -1,22 +1,62 @@
-"""The strategy registry: a name maps to a class imported on first use."""
+"""The strategies: ways to run work, each one small class behind one interface (`base.Strategy`).
+
+A name maps to a class imported on first use, so a strategy's dependencies (the process pool,
+Dask, Lithops) load only when it runs. `auto` is not here: it is a decision made above the
+strategies (`gearshift.auto`), which ends in one of these.
+"""
 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING, Any
 
 from gearshift.errors import StrategyUnavailable, UsageError
-from gearshift.strategies.base import Strategy
+from gearshift.strategies._ramp import Ramp
+from gearshift.strategies.base import (
+    ChunkExecutor,
+    Initializer,
+    Strategy,
+    check_workers,
+    is_async_callable,
+)
+
+if TYPE_CHECKING:
+    from gearshift.strategies._asyncio import Asyncio, OnLoop
+    from gearshift.strategies._dask import Dask
+    from gearshift.strategies._lithops import Lithops
+    from gearshift.strategies._serial import Serial
+    from gearshift.strategies._threads import Threads
+    from gearshift.strategies.processes import Processes
+
+__all__ = [
+    "Asyncio",
+    "ChunkExecutor",
+    "Dask",
+    "Initializer",
+    "Lithops",
+    "OnLoop",
+    "Processes",
+    "Ramp",
+    "Serial",
+    "Strategy",
+    "Threads",
+    "check_workers",
+    "is_async_callable",
+    "names",
+    "resolve",
+]
 
 # name -> (module, class, the extra that provides what it imports, or None)
 _REGISTRY: dict[str, tuple[str, str, str | None]] = {
-    "auto": ("gearshift.auto._strategy", "Auto", None),
     "serial": ("gearshift.strategies._serial", "Serial", None),
     "threads": ("gearshift.strategies._threads", "Threads", None),
-    "processes": ("gearshift.strategies.processes._strategy", "Processes", None),
+    "processes": ("gearshift.strategies.processes", "Processes", None),
     "lithops": ("gearshift.strategies._lithops", "Lithops", "lithops"),
     "asyncio": ("gearshift.strategies._asyncio", "Asyncio", None),
     "dask": ("gearshift.strategies._dask", "Dask", "dask"),
 }
+_CLASSES = {cls: module for module, cls, _ in _REGISTRY.values()}
+_CLASSES["OnLoop"] = "gearshift.strategies._asyncio"
 
 
 def names() -> list[str]:
@@ -31,8 +71,8 @@ def resolve(strategy: object, max_workers: int | None = None) -> Strategy:
         return strategy(max_workers)
     if not isinstance(strategy, str) or strategy not in _REGISTRY:
         raise UsageError(
-            f"strategy must be one of {', '.join(repr(n) for n in names())} or a Strategy "
-            f"instance such as gearshift.Processes(max_workers=4), got {strategy!r}"
+            f"strategy must be one of {', '.join(repr(n) for n in ['auto', *names()])} or a "
+            f"Strategy instance such as gearshift.Processes(max_workers=4), got {strategy!r}"
         )
     module_name, class_name, extra = _REGISTRY[strategy]
     try:
@@ -43,3 +83,11 @@ def resolve(strategy: object, max_workers: int | None = None) -> Strategy:
         ) from exc
     cls: type[Strategy] = getattr(module, class_name)
     return cls(max_workers)
+
+
+def __getattr__(name: str) -> Any:
+    """The strategy classes, imported on first use."""
+    module = _CLASSES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gearshift.strategies' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

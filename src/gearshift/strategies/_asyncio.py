@@ -10,6 +10,7 @@ chunk and `max_workers` of them overlap. Plain functions are accepted too (in th
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import Executor
 from typing import Any
 
@@ -28,9 +29,7 @@ class Asyncio(Strategy):
     """
 
     name = "asyncio"
-    parallel_cpu = False
     needs_pickling = False
-    can_kill = True  # an overdue coroutine is cancelled; a plain function's thread is abandoned
     runs_coroutines = True
 
     def default_workers(self) -> int:
@@ -40,3 +39,23 @@ class Asyncio(Strategy):
         self, *, initializer: Initializer = None, initargs: tuple[Any, ...] = ()
     ) -> Executor:
         return LoopExecutor(self.workers, None, initializer, initargs)
+
+
+class OnLoop(Asyncio):
+    """The asyncio strategy on a loop already running in another thread (the caller's, for
+    `gearshift.aimap`); `stop()` cancels every call at once, from any thread."""
+
+    def __init__(self, max_workers: int | None, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(max_workers)
+        self.loop = loop
+        self.running: LoopExecutor | None = None
+
+    def executor(
+        self, *, initializer: Initializer = None, initargs: tuple[Any, ...] = ()
+    ) -> LoopExecutor:
+        self.running = LoopExecutor(self.workers, self.loop, initializer, initargs)
+        return self.running
+
+    def stop(self) -> None:
+        if self.running is not None:
+            self.running.cancel_all()

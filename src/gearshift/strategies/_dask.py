@@ -42,9 +42,7 @@ class Dask(Strategy):
     connects to a scheduler; `Dask(client=client)` uses your client and leaves it open."""
 
     name = "dask"
-    parallel_cpu = True
     needs_pickling = True
-    can_kill = False  # a running dask task cannot be stopped: an overdue one is abandoned
     # A dask task costs ~1 ms of scheduler, client and worker time, and each chunk waits a round
     # trip for its slot (late binding): ~200 ms chunks keep that near 1% (bench/cluster.py).
     target_chunk_seconds = 0.2

@@ -12,14 +12,12 @@ import copy
 import importlib.util
 import sys
 import uuid
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor
 from typing import Any
 
 from gearshift.errors import StrategyUnavailable
 from gearshift.machine import available_cores
 from gearshift.strategies.base import Initializer, Strategy
-from gearshift.values import ChunkResult
 
 LOCAL_MONITORING_INTERVAL = 0.2  # seconds; localhost storage is a local directory: cheap to list
 
@@ -33,9 +31,7 @@ class Lithops(Strategy):
     """
 
     name = "lithops"
-    parallel_cpu = True
     needs_pickling = True
-    can_kill = False  # an overdue item is abandoned; its call ends when the chunk does
     target_chunk_seconds = 5.0  # a call costs ~0.7 s on localhost, more on a cloud
 
     def __init__(
@@ -53,7 +49,6 @@ class Lithops(Strategy):
         super().__init__(max_workers)
         self.config, self.backend, self.storage = config, backend, storage
         self._resolved: dict[str, Any] | None = None
-        self._checked_fn: object = None
 
     def __repr__(self) -> str:
         return f"Lithops(max_workers={self.max_workers!r}, backend={self.backend!r})"
@@ -84,31 +79,6 @@ class Lithops(Strategy):
         if self.local:
             config["localhost"]["worker_processes"] = self.workers
         return LithopsExecutor(config, self.workers, (uuid.uuid4().hex, initializer, initargs))
-
-    def submit_chunk(
-        self,
-        executor: Executor,
-        fn: Callable[[Any], Any],
-        items: Sequence[Any],
-        *,
-        first_index: int,
-        task_timeout: float | None,
-    ) -> Future[ChunkResult]:
-        from gearshift.strategies._lithops_executor import LithopsExecutor
-
-        assert isinstance(executor, LithopsExecutor)
-        if fn is not self._checked_fn:  # fail now, so that map names fn in a UsageError
-            import cloudpickle
-
-            cloudpickle.dumps(fn)
-            self._checked_fn = fn
-        return executor.submit_chunk(fn, items, task_timeout, first_index)
-
-    def abort(self, executor: Executor) -> None:
-        from gearshift.strategies._lithops_executor import LithopsExecutor
-
-        assert isinstance(executor, LithopsExecutor)
-        executor.abort()
 
 
 def _resolve(

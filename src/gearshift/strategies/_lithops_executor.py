@@ -19,14 +19,16 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import CancelledError, Executor, Future, InvalidStateError
+from concurrent.futures import CancelledError, Future, InvalidStateError
 from concurrent.futures import ThreadPoolExecutor as _Threads
 from dataclasses import dataclass
 from typing import Any
 
+import cloudpickle
+
 from gearshift.errors import InitializerFailed
 from gearshift.strategies._remote import Task, rebuild, run_remote
-from gearshift.strategies.base import Initializer
+from gearshift.strategies.base import ChunkExecutor, Initializer
 from gearshift.values import ChunkResult
 
 POLL_SECONDS = 0.05  # how often the driver looks for calls Lithops' monitor marked ready
@@ -47,7 +49,7 @@ class _Call:
 _STOP = object()  # wakes the driver: shutdown or abort was asked for
 
 
-class LithopsExecutor(Executor):
+class LithopsExecutor(ChunkExecutor):
     """A `concurrent.futures.Executor` over one Lithops `FunctionExecutor`, which it owns."""
 
     def __init__(
@@ -57,6 +59,7 @@ class LithopsExecutor(Executor):
 
         self._fexec = FunctionExecutor(config=config, log_level=None)
         self._width = width
+        self._checked_fn: object = None
         self._init = init if init[1] is not None else None
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._fetchers = _Threads(FETCH_THREADS, thread_name_prefix="gearshift-lithops-fetch")
@@ -73,9 +76,17 @@ class LithopsExecutor(Executor):
         return self._enqueue(_Call(Future(), Task(fn, call=(args, kwargs)), chunk=False))
 
     def submit_chunk(
-        self, fn: Callable[[Any], Any], items: Sequence[Any], task_timeout: float | None, first: int
+        self,
+        fn: Callable[[Any], Any],
+        items: Sequence[Any],
+        *,
+        first_index: int,
+        task_timeout: float | None,
     ) -> Future[ChunkResult]:
-        task = Task(fn, list(items), task_timeout, first)
+        if fn is not self._checked_fn:  # fail now, so that map names fn in a UsageError
+            cloudpickle.dumps(fn)
+            self._checked_fn = fn
+        task = Task(fn, list(items), task_timeout, first_index)
         return self._enqueue(_Call(Future(), task, chunk=True))
 
     def _enqueue(self, call: _Call) -> Future[Any]:
@@ -96,7 +107,7 @@ class LithopsExecutor(Executor):
         if wait and threading.current_thread() is not self._driver:
             self._driver.join()
 
-    def abort(self) -> None:
+    def terminate(self) -> None:
         """Cancel queued calls, stop running ones (localhost kills them; a cloud lets them end)."""
         with self._lock:
             self._closing = self._aborting = True

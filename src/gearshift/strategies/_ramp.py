@@ -9,6 +9,8 @@ is not misread when items of equal length finish in waves.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 # A doubling must raise throughput this much for the next one to happen. tests/test_ramp.py's
 # workloads on this 2-core VM (load 4): ~1 ms pure-Python items (the GIL: no gain) read 0.5-1.0
 # per doubling, once 2.0 on a noisy first step; 20 ms sleeps read 1.94-2.12.
@@ -19,8 +21,9 @@ MIN_ITEMS = 16  # a width is judged on at least this many items, and on 2 per th
 class Ramp:
     """The width to run at; `record` the items of each finished chunk started at `epoch`."""
 
-    def __init__(self, start: int, limit: int) -> None:
+    def __init__(self, start: int, limit: int, widen: Callable[[int], None]) -> None:
         self.width = max(1, min(start, limit))
+        self.widen = widen  # makes the pool this wide
         self.limit = limit
         self.epoch = 0  # bumped at every change: chunks started before it are not judged
         self.growing = self.width < limit
@@ -45,3 +48,4 @@ class Ramp:
         self._best = rate
         self.width = min(self.limit, self.width * 2)
         self.growing = self.width < self.limit
+        self.widen(self.width)

@@ -3,23 +3,21 @@
     home: Task(fn, items) ─► a Lithops function or a dask worker: `run_remote` ─► bytes home
         ─► `rebuild` each item's error, the remote traceback as its `__cause__`
 
-Kept apart from `_lithops` and `_dask` so that a Lambda or a worker imports only this, `outcome`
-and `errors` (and cloudpickle, which both runtimes have): no client code, no threads.
+Kept apart from `_lithops` and `_dask` so that a Lambda or a worker imports only this, `_run`,
+`values`, `errors` and the process worker's encoding (and cloudpickle, which both runtimes have):
+no client code, no threads. Errors travel as a process worker's do (`processes.worker.portable`).
 """
 
 from __future__ import annotations
 
-import pickle
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gearshift.errors import RemoteError, RemoteTraceback
+from gearshift.errors import remote_error
 from gearshift.strategies._run import run_chunk, run_chunk_abandoning
+from gearshift.strategies.processes.worker import encode_done, portable
 from gearshift.values import ChunkResult
-
-Portable = tuple[BaseException, str]  # an exception (or a picklable stand-in) and its traceback
 
 _initialized: set[str] = set()  # initializers already run in this process (a warm Lambda is reused)
 
@@ -62,36 +60,7 @@ def run_remote(
             return bytes(cloudpickle.dumps(("init_failed", portable(exc))))
         _initialized.add(token)
     result = runner()
-    errors = {pos: portable(exc) for pos, exc in result.errors.items()}
-    try:
-        return bytes(cloudpickle.dumps(("done", result.values, result.seconds, errors)))
-    except Exception:
-        pass
-    values = list(result.values)
-    for pos, value in enumerate(values):  # a value that cannot travel fails its item, not the chunk
-        try:
-            cloudpickle.dumps(value)
-        except Exception as exc:
-            values[pos] = None
-            problem = TypeError(f"the result could not be pickled: {type(exc).__name__}: {exc}")
-            errors[pos] = portable(problem)
-    return bytes(cloudpickle.dumps(("done", values, result.seconds, errors)))
+    return encode_done(result.values, result.seconds, result.errors)
 
 
-def portable(exc: BaseException) -> Portable:
-    """The exception (or a `RemoteError` for one that cannot be pickled) and its traceback."""
-    import cloudpickle
-
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    try:
-        pickle.loads(cloudpickle.dumps(exc))
-    except Exception:
-        exc = RemoteError(f"{type(exc).__module__}.{type(exc).__qualname__}", str(exc))
-    return exc, text
-
-
-def rebuild(error: Portable) -> BaseException:
-    """At home: the exception with the remote traceback chained as its `__cause__`."""
-    exc, text = error
-    exc.__cause__ = RemoteTraceback(text)
-    return exc
+rebuild = remote_error  # at home: the exception, its remote traceback chained as __cause__

@@ -39,9 +39,7 @@ class Serial(Strategy):
     """One item after another in the calling thread: no overhead, no parallelism."""
 
     name = "serial"
-    parallel_cpu = False
     needs_pickling = False
-    can_kill = False
 
     def default_workers(self) -> int:
         return 1

@@ -6,6 +6,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from gearshift.machine import available_cores
+from gearshift.strategies._ramp import Ramp
 from gearshift.strategies.base import Initializer, Strategy, check_workers
 
 # Same formula as ThreadPoolExecutor's default; `auto` widens it for waiting-bound work.
@@ -21,9 +22,7 @@ class Threads(Strategy):
     """
 
     name = "threads"
-    parallel_cpu = False
     needs_pickling = False
-    can_kill = False
 
     def __init__(self, max_workers: int | None = None, *, grow_to: int | None = None) -> None:
         super().__init__(max_workers)
@@ -41,6 +40,11 @@ class Threads(Strategy):
         return ThreadPool(
             self.workers, thread_name_prefix="gearshift", initializer=initializer, initargs=initargs
         )
+
+    def ramp(self, executor: Executor) -> Ramp | None:
+        if (self.grow_to or 0) <= self.workers or not isinstance(executor, ThreadPool):
+            return None
+        return Ramp(self.workers, self.grow_to or 0, executor.widen)
 
 
 class ThreadPool(ThreadPoolExecutor):

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from gearshift.chunking import TARGET_CHUNK_SECONDS
 from gearshift.errors import UsageError, short_repr
+from gearshift.strategies._ramp import Ramp
 from gearshift.strategies._run import run_chunk, run_chunk_abandoning
 from gearshift.values import ChunkResult
 
@@ -66,9 +67,7 @@ class Strategy(ABC):
     """
 
     name: ClassVar[str]
-    parallel_cpu: ClassVar[bool]  # runs CPU-bound Python code in parallel
     needs_pickling: ClassVar[bool]  # functions, items and results cross a process boundary
-    can_kill: ClassVar[bool]  # an overdue task can be stopped for real
     runs_coroutines: ClassVar[bool] = False
     # Work per chunk that makes the strategy's per-chunk cost negligible (see gearshift.chunking).
     target_chunk_seconds: ClassVar[float] = TARGET_CHUNK_SECONDS
@@ -86,6 +85,16 @@ class Strategy(ABC):
         clone = copy.copy(self)
         clone.max_workers = check_workers(max_workers)
         return clone
+
+    def with_recycling(self, *, max_tasks_per_child: int | None = None) -> Strategy:
+        """A copy whose worker processes are replaced after `max_tasks_per_child` items each;
+        strategies without worker processes refuse a limit, and None changes nothing."""
+        if max_tasks_per_child is None:
+            return self
+        raise UsageError(
+            f"max_tasks_per_child recycles worker processes; strategy {self.name!r} has none: "
+            "use strategy='processes'"
+        )
 
     @property
     def workers(self) -> int:
@@ -134,6 +143,10 @@ class Strategy(ABC):
         if task_timeout is not None:
             return executor.submit(run_chunk_abandoning, fn, items, task_timeout, first_index)
         return executor.submit(run_chunk, fn, items)
+
+    def ramp(self, executor: Executor) -> Ramp | None:
+        """For `map`: a rule that widens `executor` while throughput rises; None keeps it as is."""
+        return None
 
     def abort(self, executor: Executor) -> None:
         """Stop as fast as this strategy can: cancel queued work, stop running work if possible."""

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-import gearshift
-from gearshift.errors import RemoteTraceback, TaskErrorT, item_error
+from gearshift.errors import TaskErrorT, item_error
 from gearshift.strategies.processes._launch import Proc, start_worker
 from gearshift.values import ChunkResult
 
@@ -106,7 +105,9 @@ def log_levels() -> dict[str, int]:
 
 def worker_sys_path() -> list[str]:
     """This process's sys.path for a worker, plus where gearshift lives (its errors travel)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(gearshift.__file__)))
+    root = os.path.abspath(__file__)  # .../ROOT/gearshift/strategies/processes/_handles.py
+    for _ in range(4):
+        root = os.path.dirname(root)
     return list(sys.path) if root in sys.path else [*sys.path, root]
 
 
@@ -122,13 +123,6 @@ def start(
     proc, conn = start_worker(method, extra_env, ("cloudpickle",) if by_value else ())
     conn.send_bytes(pickle.dumps(("init", worker_sys_path(), initializer, log_levels())))
     return WorkerHandle(proc, conn, budget)
-
-
-def rebuild(error: tuple[BaseException, str]) -> BaseException:
-    """The worker's exception with its traceback text chained as the cause."""
-    exc, text = error
-    exc.__cause__ = RemoteTraceback(text)
-    return exc
 
 
 def fail(pieces: Sequence[Piece], exc: BaseException | None) -> None:

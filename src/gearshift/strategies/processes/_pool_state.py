@@ -33,9 +33,10 @@ from gearshift.errors import (
     TaskTimeout,
     WorkerDied,
     WorkerStartFailed,
+    remote_error,
     signal_name,
 )
-from gearshift.strategies.processes._handles import Call, Job, Piece, WorkerHandle, kill, rebuild
+from gearshift.strategies.processes._handles import Call, Job, Piece, WorkerHandle, kill
 from gearshift.strategies.processes._pickling import dumps
 from gearshift.strategies.processes.worker import FN_CACHE_SIZE, STOP
 
@@ -139,7 +140,7 @@ class PoolState:
                 worker.pieces[0].loading = worker.pieces[0].loading and kind == "ready"
             return
         if kind == "init_failed":
-            exc = rebuild(message[1])
+            exc = remote_error(message[1])
             error = InitializerFailed(f"the pool's initializer raised {exc!r}")
             error.__cause__ = exc
             self.break_pool(error)
@@ -147,7 +148,7 @@ class PoolState:
         piece = worker.pieces[0]
         job, base = piece.job, piece.start + piece.done
         if kind == "fail":
-            exc = rebuild(message[1])
+            exc = remote_error(message[1])
             for pos in range(base, piece.stop):
                 self.finish(job, pos, None, 0.0, exc)
             piece.done = piece.stop - piece.start
@@ -171,7 +172,7 @@ class PoolState:
         if job.first_index is None or errors:  # a plain call, or something raised: item by item
             for offset, value in enumerate(values):
                 error = errors.get(offset)
-                error = None if error is None else rebuild(error)
+                error = None if error is None else remote_error(error)
                 self.finish(job, base + offset, value, seconds / n, error)
         else:
             job.result.values[base : base + n] = values

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from concurrent.futures import Executor
 from typing import Any
@@ -33,9 +34,7 @@ class Processes(Strategy):
     """
 
     name = "processes"
-    parallel_cpu = True
     needs_pickling = True
-    can_kill = True
 
     def __init__(
         self,
@@ -51,6 +50,11 @@ class Processes(Strategy):
         self.max_tasks_per_child = check_workers(max_tasks_per_child, "max_tasks_per_child")
         self.blas_threads = check_workers(blas_threads, "blas_threads")
         self.start_method = _check_start_method(start_method)
+
+    def with_recycling(self, *, max_tasks_per_child: int | None = None) -> Processes:
+        clone = copy.copy(self)  # keeps its start_method, blas_threads
+        clone.max_tasks_per_child = check_workers(max_tasks_per_child, "max_tasks_per_child")
+        return clone
 
     def worker_env(self) -> dict[str, str]:
         """Variables set in each worker: the thread caps, unless the user set them already."""

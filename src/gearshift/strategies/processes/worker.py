@@ -92,7 +92,7 @@ def _read(channel: Channel, inbox: SimpleQueue[bytearray]) -> None:
         os._exit(0)
 
 
-def _dumps(obj: object) -> bytes:
+def dumps(obj: object) -> bytes:
     """Pickle with the standard library; cloudpickle (imported only then) for what it cannot."""
     try:
         return pickle.dumps(obj, protocol=5)
@@ -102,13 +102,14 @@ def _dumps(obj: object) -> bytes:
         return bytes(cloudpickle.dumps(obj))
 
 
-def _portable_error(exc: BaseException) -> tuple[BaseException, str]:
-    """The exception (or a picklable stand-in) and its formatted traceback."""
+def portable(exc: BaseException) -> tuple[BaseException, str]:
+    """The exception (or a `RemoteError` standing in for one that cannot be pickled) and its
+    formatted traceback: how every remote side (process worker, Dask, Lithops) sends an error."""
     import traceback
 
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     try:
-        pickle.loads(_dumps(exc))
+        pickle.loads(dumps(exc))
     except Exception:
         from gearshift.errors import RemoteError
 
@@ -116,24 +117,25 @@ def _portable_error(exc: BaseException) -> tuple[BaseException, str]:
     return exc, text
 
 
-def _encode(
-    values: list[Any], seconds: float, raised: dict[int, BaseException], final: bool
+def encode_done(
+    values: list[Any], seconds: object, raised: dict[int, BaseException], *more: object
 ) -> bytes:
-    """Pickle a result; a value that cannot be pickled becomes that item's error, not a crash."""
-    errors = {pos: _portable_error(exc) for pos, exc in raised.items()}
+    """("done", values, seconds, errors, *more) pickled; a value that cannot be pickled becomes
+    that item's error (a TypeError saying so), not a lost chunk."""
+    errors = {pos: portable(exc) for pos, exc in raised.items()}
     try:
-        return _dumps(("done", values, seconds, errors, final))
+        return dumps(("done", values, seconds, errors, *more))
     except Exception:
         pass
     values = list(values)
     for pos, value in enumerate(values):
         try:
-            _dumps(value)
+            dumps(value)
         except Exception as exc:
             values[pos] = None
             problem = TypeError(f"the result could not be pickled: {type(exc).__name__}: {exc}")
-            errors[pos] = _portable_error(problem)
-    return _dumps(("done", values, seconds, errors, final))
+            errors[pos] = portable(problem)
+    return dumps(("done", values, seconds, errors, *more))
 
 
 def run_items(
@@ -186,7 +188,7 @@ class _Logs:
                     record = logging.makeLogRecord(record.__dict__)
                     record.message = record.msg = message
                     record.args = record.exc_info = record.exc_text = record.stack_info = None
-                    channel.send(_dumps(("log", record)))
+                    channel.send(dumps(("log", record)))
                 except Exception:  # a record that cannot travel is lost, not the task
                     pass
 
@@ -268,7 +270,7 @@ def serve(fd: int) -> None:
             logs.install()
             init(*initargs)
         except BaseException as exc:
-            channel.send(_dumps(("init_failed", _portable_error(exc))))
+            channel.send(dumps(("init_failed", portable(exc))))
             _flush()
             os._exit(1)
     channel.send(READY)  # task deadlines start now, not while the interpreter was starting
@@ -287,7 +289,7 @@ def serve(fd: int) -> None:
                 fns[fn_key] = pickle.loads(fn_bytes)
             fn = fns[fn_key]
         except Exception as exc:  # e.g. fn's module cannot be imported here
-            channel.send(_dumps(("fail", _portable_error(exc))))
+            channel.send(dumps(("fail", portable(exc))))
             continue
         if report_each and fn_bytes is not None:  # importing fn's module is not the item's time
             channel.send(STARTED)
@@ -299,7 +301,7 @@ def serve(fd: int) -> None:
                 os._exit(0)
             _flush()
             logs.install()
-            channel.send(_encode(values, seconds, raised, final=n == len(groups)))
+            channel.send(encode_done(values, seconds, raised, n == len(groups)))
 
 
 def main(argv: list[str]) -> None:
