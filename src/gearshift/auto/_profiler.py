@@ -178,7 +178,8 @@ def profile(
     """Run `fn` on a sample of `items` and measure it; `sample` fixes the sample's size.
 
     The sampled items really run (their side effects happen), some of them on threads at once
-    (up to MAX_WAVE): `fn` must be thread-safe. `profile_sample` keeps the results.
+    (up to 64 for work that waits): `fn` must be thread-safe. `map(strategy="auto")` keeps
+    the sample's results, so there no item runs twice.
     """
     return profile_sample(fn, items, size=sample).profile
 

@@ -63,7 +63,8 @@ class Strategy(ABC):
     """A way to run work: serial, threads, processes, ...
 
     Subclasses set the capability flags and implement `default_workers` and `executor`.
-    Everything else (chunking, windows, ordering, retries) lives once in `gearshift.api`.
+    Everything else (chunking, the window, ordering, retries) lives once in the engine
+    (`gearshift.api`, `gearshift._window`).
     """
 
     name: ClassVar[str]
