@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 
@@ -70,14 +71,16 @@ def test_unknown_attribute_is_an_attribute_error() -> None:
         raise AssertionError("expected AttributeError")
 
 
+def loaded_after(code: str, modules: set[str]) -> list[str]:
+    """Which of `modules` a fresh interpreter has imported after running `code`."""
+    check = f"import sys; {code}; print(sorted({sorted(modules)!r} & sys.modules.keys()))"
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    return list(ast.literal_eval(out.stdout))
+
+
 def test_import_does_not_pull_heavy_modules() -> None:
-    code = (
-        "import sys, gearshift; heavy = {'rich', 'matplotlib', 'cloudpickle', 'numpy',"
-        " 'distributed', 'aiohttp', 'urllib3', 'psutil', 'asyncio'};"
-        " print(sorted(heavy & set(sys.modules)))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    heavy = {"rich", "matplotlib", "cloudpickle", "numpy", "distributed", "aiohttp", "urllib3"}
+    assert loaded_after("import gearshift", heavy | {"psutil", "asyncio"}) == []
 
 
 def test_error_tree() -> None:
@@ -90,10 +93,6 @@ def test_error_tree() -> None:
 
 def test_a_serial_map_does_not_load_the_process_pool() -> None:
     """Each strategy's dependencies load when it runs: serial work pays for no pool."""
-    code = (
-        "import sys, gearshift; gearshift.map(abs, range(10), strategy='serial');"
-        " heavy = {'cloudpickle', 'subprocess', 'gearshift.strategies.processes._pool'};"
-        " print(sorted(heavy & set(sys.modules)))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    code = "import gearshift; gearshift.map(abs, range(10), strategy='serial')"
+    pool = {"cloudpickle", "subprocess", "gearshift.strategies.processes._pool"}
+    assert loaded_after(code, pool) == []
