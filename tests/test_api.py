@@ -23,6 +23,12 @@ def fail_on_three(x: int) -> int:
     return x
 
 
+def fail_on_odd(x: int) -> int:
+    if x % 2:
+        raise KeyError(x)
+    return x
+
+
 def slow_then_fast(x: float) -> float:
     time.sleep(x)
     return x
@@ -124,6 +130,31 @@ def test_return_exceptions_puts_errors_in_place(strategy: str) -> None:
     got = gearshift.map(fail_on_three, range(6), strategy=strategy, return_exceptions=True)
     assert got[:3] == [0, 1, 2] and got[4:] == [4, 5]
     assert isinstance(got[3], TaskFailed) and got[3].index == 3
+
+
+def stop_on_multiples_of_seven(x: int) -> int:
+    if x % 7 == 0:
+        raise StopIteration(x)  # ends a map() loop: gearshift must not read it as the end
+    return x
+
+
+def test_a_stop_iteration_fails_only_its_item_and_no_result_is_lost(strategy: str) -> None:
+    out = gearshift.map(
+        stop_on_multiples_of_seven, range(50), strategy=strategy, return_exceptions=True
+    )
+    assert len(out) == 50
+    for x, value in enumerate(out):
+        if x % 7:
+            assert value == x
+        else:
+            assert isinstance(value, TaskFailed) and value.index == x
+            assert "StopIteration" in str(value)
+
+
+def test_many_failures_in_one_chunk_keep_every_position(strategy: str) -> None:
+    out = gearshift.map(fail_on_odd, range(300), strategy=strategy, return_exceptions=True)
+    assert [v for v in out if not isinstance(v, TaskFailed)] == list(range(0, 300, 2))
+    assert [v.index for v in out if isinstance(v, TaskFailed)] == list(range(1, 300, 2))
 
 
 def test_item_repr_is_truncated(strategy: str) -> None:

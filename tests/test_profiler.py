@@ -203,7 +203,7 @@ def test_sampled_items_run_once_and_the_iterator_goes_on_after_them() -> None:
     assert sample.items == list(range(n))
     assert sorted(calls) == sample.items  # each sampled item ran exactly once
     assert sample.result.values == [x * 10 for x in range(n)]
-    assert len(sample.result.seconds) == n
+    assert sample.result.seconds > 0
     assert next(items) == n  # the iterator was advanced exactly past the sample
     assert not sample.exhausted
     assert sample.profile.items_total is None

@@ -11,7 +11,6 @@ strategy="auto" samples the first items and chooses (`gearshift.auto.decide`) be
 
 from __future__ import annotations
 
-import builtins
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import BrokenExecutor, Executor, Future
@@ -258,8 +257,8 @@ class MapIterator(Iterator[Any]):
             raise  # initializer failed, or workers cannot start): InitializerFailed, ...
         except Exception as exc:  # the chunk as a whole failed: every item gets that error
             n = len(positions)
-            result = ChunkResult([None] * n, [0.0] * n, dict.fromkeys(range(n), exc))
-        self._sizer.observe(len(positions), builtins.sum(result.seconds))
+            result = ChunkResult([None] * n, 0.0, dict.fromkeys(range(n), exc))
+        self._sizer.observe(len(positions), result.seconds)
         if not result.errors and len(positions) == len(chunk.items):  # the fast path
             chunk.values, chunk.open = result.values, 0
             self._counts["tasks_done"] += len(positions)

@@ -8,14 +8,15 @@ from typing import Any
 
 @dataclass
 class ChunkResult:
-    """The results of a chunk of items, by position: values, seconds, and the exceptions raised.
+    """The results of a chunk of items, by position, the exceptions raised, and the chunk's time.
 
     `errors` maps a position to the exception user code raised (or a `TaskError` the pool made,
-    such as `WorkerDied`); `values[pos]` is meaningless there.
+    such as `WorkerDied`); `values[pos]` is meaningless there. `seconds` is the compute time of
+    the whole chunk (items are timed together: timing each would cost more than a tiny item).
     """
 
     values: list[Any]
-    seconds: list[float]
+    seconds: float
     errors: dict[int, BaseException] = field(default_factory=dict)
 
 

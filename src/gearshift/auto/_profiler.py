@@ -232,7 +232,7 @@ def profile_sample(
         records = phases.taken
         result = ChunkResult(
             [r.value for _, r in records],
-            [r.wall for _, r in records],
+            sum(r.wall for _, r in records),
             {i: r.error for i, (_, r) in enumerate(records) if r.error is not None},
         )
         outcome: Future[ChunkResult] = Future()

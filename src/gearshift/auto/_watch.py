@@ -154,7 +154,7 @@ class Watch:
                 return
             records = [r.record for r in self.runners if r.record is not None]
             errors = {i: r.error for i, r in enumerate(records) if r.error is not None}
-            result = ChunkResult([r.value for r in records], [r.wall for r in records], errors)
+            result = ChunkResult([r.value for r in records], sum(r.wall for r in records), errors)
         self.outcome.set_result(result)
 
     def measured(self) -> tuple[list[Record], float]:

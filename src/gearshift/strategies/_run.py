@@ -28,7 +28,7 @@ def run_chunk(
     timer, as in a process worker, whose loop this is.
     """
     values, seconds, errors = run_items(fn, items, catch)
-    return ChunkResult(values, [seconds / max(1, len(values))] * len(values), errors)
+    return ChunkResult(values, seconds, errors)
 
 
 def run_chunk_abandoning(
@@ -39,7 +39,7 @@ def run_chunk_abandoning(
     Each item runs in its own daemon thread; at the deadline the item gets `TaskTimeout` and the
     thread is abandoned (it runs on, unseen), so the caller's worker moves on at full width.
     """
-    result = ChunkResult([], [], {})
+    result = ChunkResult([], 0.0, {})
     for pos, item in enumerate(items):
         box: list[ChunkResult] = []
         runner = threading.Thread(
@@ -54,12 +54,12 @@ def run_chunk_abandoning(
             if not isinstance(one.errors.get(0, Exception()), Exception):
                 raise one.errors[0]  # Ctrl-C or SystemExit from the task: as in a plain loop
             result.values.append(one.values[0])
-            result.seconds.append(one.seconds[0])
+            result.seconds += one.seconds
             if 0 in one.errors:
                 result.errors[pos] = one.errors[0]
             continue
         why = f"ran longer than task_timeout={timeout}s; its thread was abandoned, still running"
         result.values.append(None)
-        result.seconds.append(timeout)
+        result.seconds += timeout
         result.errors[pos] = item_error(TaskTimeout, first_index + pos, item, why, timeout=timeout)
     return result

@@ -51,7 +51,7 @@ class Job:
 
     def __post_init__(self) -> None:
         n = len(self.items)
-        self.result = ChunkResult([None] * n, [0.0] * n, {})
+        self.result = ChunkResult([None] * n, 0.0, {})
         self.left = n
 
     def error_for(self, pos: int, cls: type[TaskErrorT], why: str, **kw: Any) -> TaskErrorT:

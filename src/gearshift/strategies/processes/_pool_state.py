@@ -176,7 +176,7 @@ class PoolState:
                 self.finish(job, base + offset, value, seconds / n, error)
         else:
             job.result.values[base : base + n] = values
-            job.result.seconds[base : base + n] = [seconds / n] * n
+            job.result.seconds += seconds
             job.left -= n
             self.counts["tasks_done"] += n
             self.resolve(job)
@@ -190,7 +190,7 @@ class PoolState:
     ) -> None:
         """One position's outcome."""
         job.result.values[pos] = value
-        job.result.seconds[pos] = seconds
+        job.result.seconds += seconds
         if error is not None:
             job.result.errors[pos] = error
             self.counts["tasks_failed"] += 1
