@@ -36,9 +36,9 @@ from gearshift.errors import (
     remote_error,
     signal_name,
 )
-from gearshift.strategies.processes._handles import Call, Job, Piece, WorkerHandle, kill
+from gearshift.strategies.processes._handles import Call, Job, Piece, WorkerHandle, kill, retire
 from gearshift.strategies.processes._pickling import dumps
-from gearshift.strategies.processes.worker import FN_CACHE_SIZE, STOP
+from gearshift.strategies.processes.worker import FN_CACHE_SIZE
 
 # How long a worker may take to load a function new to it (importing its module: torch, pandas)
 # before its first item's task_timeout starts; past this, that item gets TaskTimeout anyway.
@@ -56,9 +56,11 @@ class PoolState:
         max_tasks_per_child: int | None,
         env: dict[str, str],
         start_method: str,
+        max_memory_per_child: int | None = None,
     ) -> None:
         self.max_workers = max_workers
         self.max_tasks_per_child = max_tasks_per_child
+        self.max_memory_per_child = max_memory_per_child
         self.env = env
         self.start_method = start_method
         self.initializer = (
@@ -69,9 +71,8 @@ class PoolState:
         self.workers: list[WorkerHandle] = []
         self.closing = self.cancel_queued = False
         self.broken: BaseException | None = None
-        self.counts = dict.fromkeys(
-            ["tasks_submitted", "tasks_done", "tasks_failed", "workers_started", "workers_lost"], 0
-        )
+        counted = ["tasks_submitted", "tasks_done", "tasks_failed", "workers_started"]
+        self.counts = dict.fromkeys([*counted, "workers_lost", "workers_recycled"], 0)
         self.keys = itertools.count()
         self.chunk_seconds: dict[int, float] = {}  # fn key -> a recent chunk's compute time
         self.fns: dict[int, tuple[Callable[..., Any], int, bytes]] = {}  # id -> (fn, key, bytes)
@@ -139,6 +140,11 @@ class PoolState:
                 worker.pieces[0].item_started = time.monotonic()
                 worker.pieces[0].loading = worker.pieces[0].loading and kind == "ready"
             return
+        if kind == "over":  # past max_memory_per_child after an item (unless retired already)
+            if worker.pieces or not worker.retiring:
+                self.queue.extendleft(reversed(retire(worker)))
+                self.counts["workers_recycled"] += 1
+            return
         if kind == "init_failed":
             exc = remote_error(message[1])
             error = InitializerFailed(f"the pool's initializer raised {exc!r}")
@@ -161,8 +167,8 @@ class PoolState:
             if worker.pieces:
                 worker.pieces[0].item_started = time.monotonic()
             elif worker.retiring:  # max_tasks_per_child reached: let it exit, reap it later
-                with contextlib.suppress(OSError):
-                    worker.conn.send_bytes(STOP)
+                retire(worker)
+                self.counts["workers_recycled"] += 1
 
     def _absorb(
         self, job: Job, base: int, values: list[Any], seconds: float, errors: dict[int, Any]

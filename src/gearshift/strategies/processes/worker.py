@@ -5,19 +5,22 @@ without importing gearshift, concurrent.futures, logging or typing: only what a 
 imported, when it needs it. It talks to its pool over the socket inherited as file descriptor FD,
 with multiprocessing.connection's framing (a 4-byte length, or -1 and an 8-byte length):
 
-    pool ── ("init", sys_path, initializer, log_levels) ─────────►  worker
+    pool ── ("init", sys_path, initializer, log_levels, max_rss) ►  worker
          ── ("run", fn_key, fn_bytes | None, items_blob, report_each) ►
          ◄─ ("ready",) ───────────────────────────────────────────   initialized
          ◄─ ("started",) ─────────────────────────────────────────   a new fn loaded (timed runs)
          ◄─ ("done", values, seconds, errors, final) ─────────────   per item or per chunk
          ◄─ ("init_failed", error) / ("fail", error) ─────────────   the initializer / a chunk
          ◄─ ("log", record) ──────────────────────────────────────   a logging record, any time
+         ◄─ ("over",) ────────────────────────────────────────────   past max_rss after an item
          ── ("stop",) ────────────────────────────────────────────►  flush and exit 0 at once
 
 `seconds` is the compute time of the whole message (one timer per chunk, not per item). A reader
 thread drains the socket into a local queue, so the pool never blocks sending, and ends the
 process the moment the socket closes: a worker cannot outlive its pool, even mid-task.
-How it forwards log records lives beside it, in `_worker_logs.py`.
+With `max_rss` (max_memory_per_child, bytes) it reads its resident memory after each item; once
+over, it reports what it ran, sends "over", runs nothing more and waits for "stop": the pool
+gives what it had not run to other workers. How it forwards log records is in `_worker_logs.py`.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ FN_CACHE_SIZE = 8  # functions a worker keeps unpickled, oldest evicted first
 STOP = pickle.dumps(("stop",), protocol=5)
 READY = pickle.dumps(("ready",), protocol=5)
 STARTED = pickle.dumps(("started",), protocol=5)
+OVER = pickle.dumps(("over",), protocol=5)
 _SIZE, _BIG = Struct("!i"), Struct("!Q")
 
 
@@ -169,6 +173,40 @@ def run_items(
     return values, perf_counter() - start, errors
 
 
+def rss_reader() -> Callable[[], int]:
+    """A function returning this process's resident memory in bytes, cheap enough for every item:
+    /proc/self/statm through a descriptor kept open (Linux: one pread, bench/memory.py times
+    it), else getrusage's peak RSS, which never falls. psutil would cost a worker its import."""
+    try:
+        fd = os.open("/proc/self/statm", os.O_RDONLY)
+    except OSError:
+        import resource
+
+        unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, else KiB
+        return lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit
+    page = os.sysconf("SC_PAGE_SIZE")
+    return lambda: int(os.pread(fd, 64, 0).split()[1]) * page
+
+
+def run_capped(
+    fn: Callable[[Any], Any], items: Sequence[Any], rss: Callable[[], int], limit: int
+) -> tuple[list[Any], float, dict[int, BaseException], bool]:
+    """`run_items`, reading `rss()` after each item: it stops after the first item that leaves
+    this process over `limit` bytes, and then says so (True, last)."""
+    values: list[Any] = []
+    errors: dict[int, BaseException] = {}
+    seconds = 0.0
+    for item in items:
+        value, took, raised = run_items(fn, (item,))
+        if raised:
+            errors[len(values)] = raised[0]
+        values += value
+        seconds += took
+        if rss() > limit:
+            return values, seconds, errors, True
+    return values, seconds, errors, False
+
+
 def _flush() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -194,7 +232,8 @@ def serve(fd: int) -> None:
     inbox: SimpleQueue[bytearray] = SimpleQueue()
     threading.Thread(target=_read, args=(channel, inbox), daemon=True).start()
     pid = os.getpid()
-    _, sys_path, initializer, log_levels = pickle.loads(inbox.get())
+    _, sys_path, initializer, log_levels, max_rss = pickle.loads(inbox.get())
+    rss = None if max_rss is None else rss_reader()
     sys.path[:] = sys_path
     logs = _LOGS.Logs(lambda record: channel.send(dumps(("log", record))), log_levels)
     logs.install()
@@ -230,12 +269,22 @@ def serve(fd: int) -> None:
         logs.install()
         groups = [[item] for item in items] if report_each else [items]
         for n, group in enumerate(groups, 1):
-            values, seconds, raised = run_items(fn, group)
+            over = False
+            if rss is None:
+                values, seconds, raised = run_items(fn, group)
+            else:
+                values, seconds, raised, over = run_capped(fn, group, rss, max_rss)
             if os.getpid() != pid:  # the task forked and this is the child: never talk to the pool
                 os._exit(0)
             _flush()
             logs.install()
-            channel.send(encode_done(values, seconds, raised, n == len(groups)))
+            channel.send(encode_done(values, seconds, raised, n == len(groups) or over))
+            if over:  # past max_memory_per_child: the pool gives what is left to a fresh worker
+                channel.send(OVER)
+                while inbox.get() != STOP:  # what was sent meanwhile is requeued, not run
+                    pass
+                _flush()
+                os._exit(0)
 
 
 def main(argv: list[str]) -> None:
