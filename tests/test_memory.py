@@ -1,4 +1,4 @@
-"""max_memory_per_child on real processes.
+"""max_memory_per_child on real processes, and deaths the kernel's OOM killer caused, named so.
 
 Workers run `_growing.grow`, which keeps what each call allocates, as a leak would. Each worker
 reports its own resident memory (psutil) right after each item, when it is highest.
@@ -6,12 +6,16 @@ reports its own resident memory (psutil) right after each item, when it is highe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import time
+import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -20,7 +24,8 @@ import pytest
 import gearshift
 from _growing import MiB, grow, grow_1_mib, record_runs_in, runs
 from _namespaces import run_without_dev_shm
-from gearshift import UsageError
+from gearshift import UsageError, WorkerDied
+from gearshift.machine import CGROUP_ROOT, cgroup_paths, oom_kill_counter, oom_kills
 from gearshift.strategies.processes.worker import rss_reader, run_capped
 from gearshift.units import parse_size
 
@@ -232,3 +237,120 @@ def test_run_capped_stops_after_the_item_that_passes_the_limit() -> None:
     values, seconds, errors, over = run_capped(keep, range(10), rss, limit)
     assert over and values == [0, 1, None, 3, 4] and list(errors) == [2] and seconds > 0
     assert run_capped(abs, [-1, -2], rss, rss() + 100 * MiB)[::3] == ([1, 2], False)
+
+
+# ---- the kernel's OOM killer ------------------------------------------------------------------
+def test_this_process_has_an_oom_kill_counter_where_cgroups_count_memory() -> None:
+    counter = oom_kill_counter()
+    if counter is None:
+        pytest.skip("no memory cgroup here (no cgroup v2 memory.events, no v1 memory controller)")
+    assert counter.name in ("memory.events", "memory.oom_control")
+    assert isinstance(oom_kills(counter), int)
+
+
+def test_the_deepest_cgroup_v2_memory_events_counts(tmp_path: Path) -> None:
+    """cgroup v2's memory.events as the kernel writes it, in a tree laid out like /sys/fs/cgroup."""
+    own = cgroup_paths().get("", "/")
+    leaf = tmp_path.joinpath(*[part for part in own.split("/") if part])
+    leaf.mkdir(parents=True, exist_ok=True)
+    if cgroup_paths().get("memory"):  # a v1 memory cgroup also here: ours must win
+        (tmp_path / "memory").mkdir()
+        (tmp_path / "memory" / "memory.oom_control").write_text("oom_kill 9\n")
+    assert oom_kill_counter(root=tmp_path) in (None, tmp_path / "memory" / "memory.oom_control")
+    (tmp_path / "memory.events").write_text("low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\n")
+    events = "low 0\nhigh 0\nmax 12\noom 3\noom_kill 2\noom_group_kill 0\n"
+    (leaf / "memory.events").write_text(events)
+    assert oom_kill_counter(root=tmp_path) == leaf / "memory.events"
+    assert oom_kills(leaf / "memory.events") == 2
+    assert oom_kills(tmp_path / "no such file") is None
+
+
+@contextlib.contextmanager
+def memory_cgroup(limit: int) -> Iterator[Path]:
+    """A child of this process's memory cgroup (v1, or v2 where it can hold a limit) allowed
+    `limit` bytes and no swap; removed afterwards. Skips the test where none can be made."""
+    paths, name = cgroup_paths(), f"gearshift-test-{uuid.uuid4().hex[:8]}"
+    v1 = CGROUP_ROOT.joinpath("memory", *paths.get("memory", "/").split("/")[1:], name)
+    v2 = CGROUP_ROOT.joinpath(*paths.get("", "/").split("/")[1:], name)
+    made = None
+    for group, files in ((v1, ["memory.limit_in_bytes"]), (v2, ["memory.max", "memory.swap.max"])):
+        try:
+            group.mkdir()
+        except OSError:
+            continue
+        made = group
+        try:
+            for file in files:
+                (group / file).write_text("0" if file.endswith("swap.max") else str(limit))
+            with contextlib.suppress(OSError):  # v1 with swap accounting: no swap either
+                (group / "memory.memsw.limit_in_bytes").write_text(str(limit))
+            break
+        except OSError:
+            group.rmdir()
+            made = None
+    if made is None:
+        pytest.skip("cannot make a memory cgroup with a limit here: needs root, or a delegated one")
+    try:
+        yield made
+    finally:
+        deadline = time.monotonic() + 10
+        while True:  # its processes have exited; the kernel may take a moment to let it go
+            try:
+                made.rmdir()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+
+OOM_SCRIPT = """
+import json, os, signal, sys
+with open(os.path.join(sys.argv[1], "cgroup.procs"), "w") as procs:
+    procs.write(str(os.getpid()))  # before the pool: its workers (and fork server) join too
+import gearshift
+
+def task(x):
+    if x == 1:  # more than the cgroup allows: the kernel's OOM killer ends this worker
+        kept = []
+        while True:
+            kept.append(b"x" * (10 * 2**20))
+    if x == 3:  # a SIGKILL from someone else
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+out = gearshift.map(task, range(5), strategy=gearshift.Processes(1, start_method=sys.argv[2]),
+                    chunksize=1, return_exceptions=True)
+print(json.dumps([[type(o).__name__, str(o)] for o in out]))
+"""
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_a_worker_the_oom_killer_ends_is_said_to_be(tmp_path: Path, method: str) -> None:
+    script = tmp_path / "oom.py"
+    script.write_text(textwrap.dedent(OOM_SCRIPT))
+    with memory_cgroup(250 * MiB) as group:
+        done = subprocess.run(
+            [sys.executable, str(script), str(group), method],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.splitlines()[-1])
+    assert [kind for kind, _ in out] == ["int", "WorkerDied", "int", "WorkerDied", "int"]
+    oom, plain = out[1][1], out[3][1]
+    assert "item 1 (1) killed its worker" in oom and "SIGKILL" in oom
+    assert "killed by the kernel's out-of-memory killer" in oom
+    assert "item 3 (3) killed its worker" in plain and plain.endswith("SIGKILL)")
+    assert "out-of-memory" not in plain  # the kill the cgroup counted was item 1's
+
+
+def test_a_plain_sigkill_is_not_blamed_on_the_oom_killer() -> None:
+    def die(_: int) -> int:
+        os.kill(os.getpid(), 9)
+        return 0
+
+    (error,) = gearshift.map(die, [0], strategy="processes", return_exceptions=True)
+    assert isinstance(error, WorkerDied) and error.signal_name == "SIGKILL"
+    assert "out-of-memory" not in str(error)

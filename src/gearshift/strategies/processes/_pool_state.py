@@ -37,6 +37,7 @@ from gearshift.errors import (
     signal_name,
 )
 from gearshift.strategies.processes._handles import Call, Job, Piece, WorkerHandle, kill, retire
+from gearshift.strategies.processes._oom import OomLedger
 from gearshift.strategies.processes._pickling import dumps
 from gearshift.strategies.processes.worker import FN_CACHE_SIZE
 
@@ -82,6 +83,7 @@ class PoolState:
         self.poller.register(self.wake_r, select.POLLIN)
         weakref.finalize(self, _close_fds, self.wake_r, self.wake_w)
         self.thread: threading.Thread | None = None  # the dispatcher, once started
+        self.oom = OomLedger()
 
     def pickled(self, fn: Callable[..., Any]) -> tuple[int, bytes]:
         """Pickle each function once (map sends it with every chunk); keys are never reused."""
@@ -116,6 +118,7 @@ class PoolState:
     def watch(self, worker: WorkerHandle) -> None:
         """Wake the dispatcher when the worker sends a message or its exit code is known."""
         self.workers.append(worker)
+        worker.oom_counter = self.oom.watch(worker.proc.pid)
         for fd in (worker.fd, worker.proc.sentinel):
             if fd is not None:
                 self.poller.register(fd, select.POLLIN)
@@ -275,6 +278,7 @@ class PoolState:
             else:
                 pid, code = worker.proc.pid, worker.proc.returncode
                 why = f"killed its worker (pid {pid}, {signal_name(code) or f'exit code {code}'})"
+                why += self.oom.blame(worker.oom_counter, code)  # "" unless the OOM killer did
                 error = job.error_for(pos, WorkerDied, why, pid=pid, exitcode=code)
             self.finish(job, pos, None, 0.0, error)
             if pos + 1 < running.stop:
