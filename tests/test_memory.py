@@ -239,6 +239,14 @@ def test_run_capped_stops_after_the_item_that_passes_the_limit() -> None:
     assert run_capped(abs, [-1, -2], rss, rss() + 100 * MiB)[::3] == ([1, 2], False)
 
 
+def test_profile_reports_how_much_an_item_grows_memory() -> None:
+    prof = gearshift.profile(grow, range(6), sample=4)
+    assert prof.rss_growth_per_item is not None
+    assert ITEM <= prof.rss_growth_per_item <= ITEM + SLACK, prof.rss_growth_per_item
+    assert "resident memory grew by up to 21.0 MB per item" in str(prof)
+    assert gearshift.profile(abs, range(100)).rss_growth_per_item < MiB  # type: ignore[operator]
+
+
 # ---- the kernel's OOM killer ------------------------------------------------------------------
 def test_this_process_has_an_oom_kill_counter_where_cgroups_count_memory() -> None:
     counter = oom_kill_counter()

@@ -1,5 +1,5 @@
 """What this machine gives a process: the CPUs it may use, the GIL's state, what load takes, and
-whether the kernel's OOM killer ended one.
+how much memory it holds (and whether the kernel's OOM killer ended one).
 
 Cores: `os.cpu_count()` reports the machine's CPUs, but a container limited to 1.5 CPUs by its
 cgroup, or a process pinned to two cores by `taskset`, gains nothing from a worker per machine CPU.
@@ -134,6 +134,23 @@ def oom_kills(counter: Path) -> int | None:
         return None
     counts = [line.split()[1] for line in lines if line.startswith("oom_kill ")]
     return int(counts[0]) if counts and counts[0].isdigit() else None
+
+
+def resident_bytes() -> int | None:
+    """This process's resident memory in bytes: now (/proc/self/statm, Linux) or its peak so far
+    (getrusage elsewhere: it never falls); None where neither exists. As the process worker's
+    own `rss_reader`, which cannot import gearshift."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, else KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit
 
 
 def runqueue_seconds(native_id: int | None = None) -> float:

@@ -16,6 +16,7 @@ bench/auto.py: auto's own overhead is <= 5% of the total on work of 2 s or more.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import sys
 import time
@@ -71,6 +72,9 @@ class Profile:
     scaling_threads: int = SCALING_THREADS
     items_running: int = 0  # long items still running when measured: times so far
     gil_wait_seconds: float | None = None  # another thread's median wait for the GIL meanwhile
+    # The most one item, run alone, grew this process's resident memory (bytes; None: not
+    # measured): what a worker may pass max_memory_per_child by before it retires.
+    rss_growth_per_item: float | None = None
 
     @property
     def holds_gil(self) -> bool:
@@ -128,6 +132,7 @@ class Profile:
             f"({percent(self.ship_ratio)} of its compute)"
             + (f"; cannot travel: {self.unpicklable}" if self.unpicklable else ""),
             f"  items vary by {self.variation:.0%} (coefficient of variation of wall time)",
+            f"  memory: {self.memory_description()}",
             f"  machine: {self.cores} cores available, "
             f"GIL {'enabled' if self.gil_enabled else 'off'}",
         ]
@@ -137,6 +142,13 @@ class Profile:
         if self.preempted_seconds_per_item < 0.01 * self.wall_seconds_per_item:
             return ""
         return f" ({seconds(self.preempted_seconds_per_item)} of it waiting for a busy CPU)"
+
+    def memory_description(self) -> str:
+        """E.g. "resident memory grew by up to 20.0 MB per item": what max_memory_per_child
+        needs to allow for."""
+        if self.rss_growth_per_item is None:
+            return "not measured (no item ran alone, or no way to read memory here)"
+        return f"resident memory grew by up to {size(self.rss_growth_per_item)} per item"
 
     def scaling_description(self) -> str:
         """E.g. "2 threads ran 1.0x": what the scaling phase saw, in words."""
@@ -288,5 +300,14 @@ def _profile(
         errors=sum(r is not None and r.error is not None for _, r in pairs),
         sample_seconds=time.perf_counter() - started,
         items_running=running,
+        rss_growth_per_item=_rss_growth(pairs),
         **shipping,
     )
+
+
+def _rss_growth(pairs: list[tuple[Any, Record | None]]) -> float | None:
+    """The most resident memory grew across one item run alone (phase 1, after the first
+    item: it often imports what fn needs), from each item's reading and the one before."""
+    rss = [None if record is None else record.rss for _, record in pairs]
+    growth = [b - a for a, b in itertools.pairwise(rss) if a is not None and b is not None]
+    return float(max(0, *growth)) if growth else None

@@ -38,7 +38,7 @@ from typing import Any
 
 from gearshift.auto._canary import Canary
 from gearshift.errors import UsageError
-from gearshift.machine import Mark, available_cores
+from gearshift.machine import Mark, available_cores, resident_bytes
 
 # Tuned by bench/auto.py: ~0.1 s of sample in all keeps auto's overhead near 5% of 2 s of work.
 SEQUENTIAL_SECONDS = 0.05
@@ -74,6 +74,7 @@ class Record:
     error: BaseException | None = None
     wall: float = 0.0
     cpu: float = 0.0
+    rss: int | None = None  # this process's resident bytes right after it (run alone: phase 1)
 
 
 def timed(call: Callable[[Any], Any], item: Any) -> Record:
@@ -165,6 +166,7 @@ def _sequential(
             phases.exhausted = True
             break
         record = timed(call, item)
+        record.rss = resident_bytes()  # outside the item's time
         spent += record.wall
         pairs.append((item, record))
         if len(pairs) == 1:  # the warm-up item's waits are left out with it
