@@ -239,11 +239,9 @@ def main() -> int:
         child(args.child, args.items)
         return 0
     _workloads.compile_gearshift()
-    print(
-        f"{_workloads.machine()}; {args.items:,} items, {WORKERS} workers; "
-        f"peers use chunksize={PEER_CHUNKSIZE:,}"
-    )
+    print(_workloads.machine())
     if args.only != "growth":
+        print(f"{args.items:,} items, {WORKERS} workers; peers use chunksize={PEER_CHUNKSIZE:,}")
         scenario("(1) the loop only sums the results", args, 0)
         scenario(
             f"(2) the loop is slower than the pool: spin({args.slow_consumer}) per result",
