@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 from gearshift.errors import TaskErrorT, item_error
@@ -88,7 +87,6 @@ class WorkerHandle:
     pieces: deque[Piece] = field(default_factory=deque)
     fn_keys: dict[int, None] = field(default_factory=dict)
     fd: int = field(init=False)  # the socket's descriptor, known even once it is closed
-    oom_counter: Path | None = None  # where the kernel counts OOM kills in its cgroup (_oom)
 
     def __post_init__(self) -> None:
         self.fd = self.conn.fileno()

@@ -6,6 +6,8 @@ counts each OOM kill in the victim's memory cgroup (v2 `memory.events`, v1 `memo
 grew past the kills already explained was, in all likelihood, the OOM killer's: each grown count
 explains one death. Without such a file (macOS, no cgroups) a death stays just "SIGKILL". An OOM
 kill of another process in the same cgroup at the same moment could be taken for the worker's.
+The counter is looked up once per pool, from its first worker: the others are its siblings,
+started by the same parent (the pool or its fork server), so they share its cgroup.
 """
 
 from __future__ import annotations
@@ -23,27 +25,28 @@ OOM_KILLED = (
 
 
 class OomLedger:
-    """The OOM kills counted in each worker's cgroup, and how many of them deaths explained."""
+    """The OOM kills counted in the workers' memory cgroup, and how many deaths they explained."""
 
     def __init__(self) -> None:
-        self.known: dict[Path, int] = {}  # counter file -> kills counted at start, or explained
+        self.counter: Path | None = None  # None: the kernel will not tell
+        self.known = 0  # kills counted when the first worker started, plus those explained
+        self.looked = False
 
-    def watch(self, pid: int) -> Path | None:
-        """The counter of a worker that has just started (None: the kernel will not tell)."""
-        counter = oom_kill_counter(pid)
-        if counter is not None and counter not in self.known:
-            count = oom_kills(counter)
-            if count is None:
-                return None
-            self.known[counter] = count
-        return counter
+    def watch(self, pid: int) -> None:
+        """A worker has started: the first one's cgroup gives the counter, and the count now."""
+        if self.looked:
+            return
+        self.looked = True
+        self.counter = oom_kill_counter(pid)
+        count = None if self.counter is None else oom_kills(self.counter)
+        self.counter, self.known = (None, 0) if count is None else (self.counter, count)
 
-    def blame(self, counter: Path | None, exitcode: int | None) -> str:
-        """OOM_KILLED if the worker that ended with `exitcode` was the OOM killer's, else ""."""
-        if counter is None or exitcode != -signal.SIGKILL:
+    def blame(self, exitcode: int | None) -> str:
+        """OOM_KILLED if a worker that ended with `exitcode` was the OOM killer's, else ""."""
+        if self.counter is None or exitcode != -signal.SIGKILL:
             return ""
-        count = oom_kills(counter)
-        if count is None or count <= self.known[counter]:
+        count = oom_kills(self.counter)
+        if count is None or count <= self.known:
             return ""
-        self.known[counter] += 1
+        self.known += 1
         return OOM_KILLED

@@ -118,7 +118,7 @@ class PoolState:
     def watch(self, worker: WorkerHandle) -> None:
         """Wake the dispatcher when the worker sends a message or its exit code is known."""
         self.workers.append(worker)
-        worker.oom_counter = self.oom.watch(worker.proc.pid)
+        self.oom.watch(worker.proc.pid)  # the first worker's cgroup counts OOM kills
         for fd in (worker.fd, worker.proc.sentinel):
             if fd is not None:
                 self.poller.register(fd, select.POLLIN)
@@ -278,7 +278,7 @@ class PoolState:
             else:
                 pid, code = worker.proc.pid, worker.proc.returncode
                 why = f"killed its worker (pid {pid}, {signal_name(code) or f'exit code {code}'})"
-                why += self.oom.blame(worker.oom_counter, code)  # "" unless the OOM killer did
+                why += self.oom.blame(code)  # "" unless the OOM killer did it
                 error = job.error_for(pos, WorkerDied, why, pid=pid, exitcode=code)
             self.finish(job, pos, None, 0.0, error)
             if pos + 1 < running.stop:
