@@ -6,12 +6,14 @@ first item stays small and steady.
 
 from __future__ import annotations
 
+import mmap
 import os
 
 import psutil
 
 MiB = 2**20
 KEPT: list[bytes] = []  # what every call leaves behind, for the worker's lifetime
+MAPPED: list[mmap.mmap] = []  # what `keep_mapped` keeps
 RUNS: str | None = None  # a file each call appends "item pid" to (set by `record_runs_in`)
 
 
@@ -32,6 +34,15 @@ def grow(x: int, mib: int = 20) -> tuple[int, int, int]:
 
 def grow_1_mib(x: int) -> tuple[int, int, int]:
     return grow(x, 1)
+
+
+def keep_mapped(mib: int) -> None:
+    """Keep `mib` MiB of fresh pages, each written: resident growth of exactly that much, even in
+    a process whose allocator holds freed memory it could have reused."""
+    block = mmap.mmap(-1, mib * MiB)
+    for offset in range(0, mib * MiB, mmap.PAGESIZE):
+        block[offset] = 1
+    MAPPED.append(block)
 
 
 def _append(path: str, line: str) -> None:

@@ -138,8 +138,8 @@ def oom_kills(counter: Path) -> int | None:
 
 def resident_bytes() -> int | None:
     """This process's resident memory in bytes: now (/proc/self/statm, Linux) or its peak so far
-    (getrusage elsewhere: it never falls); None where neither exists. As the process worker's
-    own `rss_reader`, which cannot import gearshift."""
+    (getrusage elsewhere: it never falls); None where neither exists. `Mark` reads it; the
+    process worker has its own reader (`rss_reader`), as it cannot import gearshift."""
     try:
         with open("/proc/self/statm", "rb") as statm:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -177,12 +177,19 @@ def steal_seconds() -> float:
 
 
 class Mark:
-    """A moment of the calling thread: wall clock, its run-queue waits, the machine's steal."""
+    """A moment of the calling thread: wall clock, its run-queue waits, the machine's steal,
+    the process's resident memory."""
 
     def __init__(self) -> None:
         self.wall = time.perf_counter()
         self.runqueue = runqueue_seconds()
         self.steal = steal_seconds()
+        self.rss = resident_bytes()
+
+    def rss_growth(self) -> int | None:
+        """Bytes the process's resident memory grew since the mark; None where it is unknown."""
+        now = resident_bytes()
+        return None if now is None or self.rss is None else now - self.rss
 
     def queued(self) -> float:
         """Seconds since the mark this thread sat runnable while others held the CPUs."""

@@ -16,7 +16,6 @@ bench/auto.py: auto's own overhead is <= 5% of the total on work of 2 s or more.
 
 from __future__ import annotations
 
-import itertools
 import statistics
 import sys
 import time
@@ -72,7 +71,7 @@ class Profile:
     scaling_threads: int = SCALING_THREADS
     items_running: int = 0  # long items still running when measured: times so far
     gil_wait_seconds: float | None = None  # another thread's median wait for the GIL meanwhile
-    # The most one item, run alone, grew this process's resident memory (bytes; None: not
+    # Bytes resident memory grew per item, over the items run alone after the first (None: not
     # measured): what a worker may pass max_memory_per_child by before it retires.
     rss_growth_per_item: float | None = None
 
@@ -144,11 +143,10 @@ class Profile:
         return f" ({seconds(self.preempted_seconds_per_item)} of it waiting for a busy CPU)"
 
     def memory_description(self) -> str:
-        """E.g. "resident memory grew by up to 20.0 MB per item": what max_memory_per_child
-        needs to allow for."""
+        """E.g. "resident memory grew 21.0 MB per item": what max_memory_per_child allows for."""
         if self.rss_growth_per_item is None:
             return "not measured (no item ran alone, or no way to read memory here)"
-        return f"resident memory grew by up to {size(self.rss_growth_per_item)} per item"
+        return f"resident memory grew {size(self.rss_growth_per_item)} per item"
 
     def scaling_description(self) -> str:
         """E.g. "2 threads ran 1.0x": what the scaling phase saw, in words."""
@@ -300,14 +298,11 @@ def _profile(
         errors=sum(r is not None and r.error is not None for _, r in pairs),
         sample_seconds=time.perf_counter() - started,
         items_running=running,
-        rss_growth_per_item=_rss_growth(pairs),
+        rss_growth_per_item=_per_item(phases.rss_growth, len(measured)),
         **shipping,
     )
 
 
-def _rss_growth(pairs: list[tuple[Any, Record | None]]) -> float | None:
-    """The most resident memory grew across one item run alone (phase 1, after the first
-    item: it often imports what fn needs), from each item's reading and the one before."""
-    rss = [None if record is None else record.rss for _, record in pairs]
-    growth = [b - a for a, b in itertools.pairwise(rss) if a is not None and b is not None]
-    return float(max(0, *growth)) if growth else None
+def _per_item(growth: int | None, items: int) -> float | None:
+    """Phase 1's growth of resident memory per measured item (it frees none: 0 at least)."""
+    return None if growth is None else max(0.0, growth / items)

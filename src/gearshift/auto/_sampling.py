@@ -38,7 +38,7 @@ from typing import Any
 
 from gearshift.auto._canary import Canary
 from gearshift.errors import UsageError
-from gearshift.machine import Mark, available_cores, resident_bytes
+from gearshift.machine import Mark, available_cores
 
 # Tuned by bench/auto.py: ~0.1 s of sample in all keeps auto's overhead near 5% of 2 s of work.
 SEQUENTIAL_SECONDS = 0.05
@@ -74,7 +74,6 @@ class Record:
     error: BaseException | None = None
     wall: float = 0.0
     cpu: float = 0.0
-    rss: int | None = None  # this process's resident bytes right after it (run alone: phase 1)
 
 
 def timed(call: Callable[[Any], Any], item: Any) -> Record:
@@ -110,6 +109,7 @@ class Phases:
     exhausted: bool = False
     held: bool = False  # the first item held the GIL throughout, for long (_watch.py): enough
     gil_wait: float | None = None  # how long another thread waited for the GIL in phase 1
+    rss_growth: int | None = None  # bytes resident memory grew over phase 1's measured items
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,6 @@ def _sequential(
             phases.exhausted = True
             break
         record = timed(call, item)
-        record.rss = resident_bytes()  # outside the item's time
         spent += record.wall
         pairs.append((item, record))
         if len(pairs) == 1:  # the warm-up item's waits are left out with it
@@ -181,6 +180,7 @@ def _sequential(
     busy = cpu if len(pairs) > 1 else sum(record.cpu for _, record in pairs)
     phases.preempted = mark.queued() * min(1.0, inside) + mark.stolen(busy)
     phases.measured = [record for _, record in (pairs[1:] if len(pairs) > 1 else pairs)]
+    phases.rss_growth = mark.rss_growth()  # read twice, not per item: reads release the GIL
 
 
 def _scaling_share(size: int) -> int:
