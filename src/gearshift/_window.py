@@ -105,6 +105,7 @@ class MapIterator(Iterator[Any]):
         return Statistics(
             workers_started=workers.workers_started,
             workers_lost=workers.workers_lost,
+            workers_recycled=workers.workers_recycled,
             chunksize=self._sizer.size,
             width=self._ramp.width if self._ramp else self._strategy.workers,
             **self._counts,

@@ -35,11 +35,15 @@ class Executor(_StdExecutor):
         initargs: tuple[Any, ...] = (),
         max_tasks_per_child: int | None = None,
         mp_context: object = None,
+        max_memory_per_child: int | str | None = None,
     ) -> None:
         """`mp_context` is accepted for drop-in use and ignored: workers are always fresh
-        interpreters (like "spawn"). `max_tasks_per_child` recycles process workers."""
+        interpreters (like "spawn"). `max_tasks_per_child` recycles process workers after that
+        many calls, `max_memory_per_child` ("2GB") after a call that leaves one over that RSS."""
         chosen = resolve(strategy, max_workers)
-        self.strategy = chosen.with_recycling(max_tasks_per_child=max_tasks_per_child)
+        self.strategy = chosen.with_recycling(
+            max_tasks_per_child=max_tasks_per_child, max_memory_per_child=max_memory_per_child
+        )
         self._inner = self.strategy.executor(initializer=initializer, initargs=tuple(initargs))
 
     @property

@@ -109,6 +109,7 @@ class Phases:
     exhausted: bool = False
     held: bool = False  # the first item held the GIL throughout, for long (_watch.py): enough
     gil_wait: float | None = None  # how long another thread waited for the GIL in phase 1
+    rss_growth: int | None = None  # bytes resident memory grew over phase 1's measured items
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,7 @@ def _sequential(
     busy = cpu if len(pairs) > 1 else sum(record.cpu for _, record in pairs)
     phases.preempted = mark.queued() * min(1.0, inside) + mark.stolen(busy)
     phases.measured = [record for _, record in (pairs[1:] if len(pairs) > 1 else pairs)]
+    phases.rss_growth = mark.rss_growth()  # read twice, not per item: reads release the GIL
 
 
 def _scaling_share(size: int) -> int:

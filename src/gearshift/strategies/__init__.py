@@ -16,6 +16,7 @@ from gearshift.strategies.base import (
     ChunkExecutor,
     Initializer,
     Strategy,
+    check_memory,
     check_workers,
     is_async_callable,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "Serial",
     "Strategy",
     "Threads",
+    "check_memory",
     "check_workers",
     "is_async_callable",
     "names",

@@ -7,6 +7,7 @@ worker process (a `_launch.Proc`), the pool's end of its socket, and the pieces 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -20,6 +21,7 @@ from typing import Any
 
 from gearshift.errors import TaskErrorT, item_error
 from gearshift.strategies.processes._launch import Proc, start_worker
+from gearshift.strategies.processes.worker import STOP
 from gearshift.values import ChunkResult
 
 
@@ -80,7 +82,7 @@ class Piece:
 class WorkerHandle:
     proc: Proc
     conn: Connection
-    budget: int | None  # items it may still run (max_tasks_per_child); at 0 it retires
+    budget: int | None  # items it may still run (max_tasks_per_child); 0: it retires (or has)
     ready: bool = False  # started and initialized: from now on its items' deadlines run
     pieces: deque[Piece] = field(default_factory=deque)
     fn_keys: dict[int, None] = field(default_factory=dict)
@@ -117,12 +119,30 @@ def start(
     budget: int | None,
     extra_env: dict[str, str],
     fn_bytes: bytes,
+    max_rss: int | None = None,
 ) -> WorkerHandle:
-    """Start a worker and queue its init message (it reads it once it runs)."""
+    """Start a worker and queue its init message (it reads it once it runs). `max_rss`: the
+    resident bytes past which it retires after an item (max_memory_per_child)."""
     by_value = b"cloudpickle" in fn_bytes or b"cloudpickle" in (initializer or b"")
     proc, conn = start_worker(method, extra_env, ("cloudpickle",) if by_value else ())
-    conn.send_bytes(pickle.dumps(("init", worker_sys_path(), initializer, log_levels())))
+    init = ("init", worker_sys_path(), initializer, log_levels(), max_rss)
+    conn.send_bytes(pickle.dumps(init))
     return WorkerHandle(proc, conn, budget)
+
+
+def retire(worker: WorkerHandle) -> list[Piece]:
+    """Recycle a worker: it is told to exit (and reaped once it has; the dispatcher starts a
+    fresh one while work waits). Returns what it held unrun, as fresh pieces in order."""
+    worker.budget = 0
+    unrun = [
+        Piece(p.job, p.start + p.done, p.stop, p.isolated)
+        for p in worker.pieces
+        if p.start + p.done < p.stop
+    ]
+    worker.pieces.clear()
+    with contextlib.suppress(OSError):
+        worker.conn.send_bytes(STOP)
+    return unrun
 
 
 def fail(pieces: Sequence[Piece], exc: BaseException | None) -> None:

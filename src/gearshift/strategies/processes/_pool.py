@@ -64,13 +64,14 @@ class ProcessPool(ChunkExecutor):
         max_tasks_per_child: int | None = None,
         env: dict[str, str] | None = None,
         start_method: str | None = None,
+        max_memory_per_child: int | None = None,
     ) -> None:
         """`env`: variables set in every worker, on top of this process's environment.
-        `start_method`: "forkserver" or "spawn" (see `_launch`); None picks the best here."""
+        `start_method`: "forkserver" or "spawn" (see `_launch`); None picks the best here.
+        `max_memory_per_child`: resident bytes past which a worker retires after an item."""
         method = start_method or default_start_method()
-        self._state = _Dispatcher(
-            max_workers, initializer, initargs, max_tasks_per_child, dict(env or {}), method
-        )
+        settings = (max_tasks_per_child, dict(env or {}), method, max_memory_per_child)
+        self._state = _Dispatcher(max_workers, initializer, initargs, *settings)
         weakref.finalize(self, self._state.close, False)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
@@ -243,6 +244,7 @@ class _Dispatcher(PoolState):
                 self.max_tasks_per_child,
                 self.env,
                 piece.job.fn_bytes,  # a function pickled by value: preload cloudpickle
+                self.max_memory_per_child,
             )
         except OSError as exc:  # fails the pool (see run), as a worker that dies starting does
             raise WorkerStartFailed(

@@ -36,9 +36,10 @@ from gearshift.errors import (
     remote_error,
     signal_name,
 )
-from gearshift.strategies.processes._handles import Call, Job, Piece, WorkerHandle, kill
+from gearshift.strategies.processes._handles import Call, Job, Piece, WorkerHandle, kill, retire
+from gearshift.strategies.processes._oom import OomLedger
 from gearshift.strategies.processes._pickling import dumps
-from gearshift.strategies.processes.worker import FN_CACHE_SIZE, STOP
+from gearshift.strategies.processes.worker import FN_CACHE_SIZE
 
 # How long a worker may take to load a function new to it (importing its module: torch, pandas)
 # before its first item's task_timeout starts; past this, that item gets TaskTimeout anyway.
@@ -56,9 +57,11 @@ class PoolState:
         max_tasks_per_child: int | None,
         env: dict[str, str],
         start_method: str,
+        max_memory_per_child: int | None = None,
     ) -> None:
         self.max_workers = max_workers
         self.max_tasks_per_child = max_tasks_per_child
+        self.max_memory_per_child = max_memory_per_child
         self.env = env
         self.start_method = start_method
         self.initializer = (
@@ -69,9 +72,8 @@ class PoolState:
         self.workers: list[WorkerHandle] = []
         self.closing = self.cancel_queued = False
         self.broken: BaseException | None = None
-        self.counts = dict.fromkeys(
-            ["tasks_submitted", "tasks_done", "tasks_failed", "workers_started", "workers_lost"], 0
-        )
+        counted = ["tasks_submitted", "tasks_done", "tasks_failed", "workers_started"]
+        self.counts = dict.fromkeys([*counted, "workers_lost", "workers_recycled"], 0)
         self.keys = itertools.count()
         self.chunk_seconds: dict[int, float] = {}  # fn key -> a recent chunk's compute time
         self.fns: dict[int, tuple[Callable[..., Any], int, bytes]] = {}  # id -> (fn, key, bytes)
@@ -81,6 +83,7 @@ class PoolState:
         self.poller.register(self.wake_r, select.POLLIN)
         weakref.finalize(self, _close_fds, self.wake_r, self.wake_w)
         self.thread: threading.Thread | None = None  # the dispatcher, once started
+        self.oom = OomLedger()
 
     def pickled(self, fn: Callable[..., Any]) -> tuple[int, bytes]:
         """Pickle each function once (map sends it with every chunk); keys are never reused."""
@@ -115,6 +118,7 @@ class PoolState:
     def watch(self, worker: WorkerHandle) -> None:
         """Wake the dispatcher when the worker sends a message or its exit code is known."""
         self.workers.append(worker)
+        self.oom.watch(worker.proc.pid)  # the first worker's cgroup counts OOM kills
         for fd in (worker.fd, worker.proc.sentinel):
             if fd is not None:
                 self.poller.register(fd, select.POLLIN)
@@ -139,6 +143,11 @@ class PoolState:
                 worker.pieces[0].item_started = time.monotonic()
                 worker.pieces[0].loading = worker.pieces[0].loading and kind == "ready"
             return
+        if kind == "over":  # past max_memory_per_child after an item (unless retired already)
+            if worker.pieces or not worker.retiring:
+                self.queue.extendleft(reversed(retire(worker)))
+                self.counts["workers_recycled"] += 1
+            return
         if kind == "init_failed":
             exc = remote_error(message[1])
             error = InitializerFailed(f"the pool's initializer raised {exc!r}")
@@ -161,8 +170,8 @@ class PoolState:
             if worker.pieces:
                 worker.pieces[0].item_started = time.monotonic()
             elif worker.retiring:  # max_tasks_per_child reached: let it exit, reap it later
-                with contextlib.suppress(OSError):
-                    worker.conn.send_bytes(STOP)
+                retire(worker)
+                self.counts["workers_recycled"] += 1
 
     def _absorb(
         self, job: Job, base: int, values: list[Any], seconds: float, errors: dict[int, Any]
@@ -269,6 +278,7 @@ class PoolState:
             else:
                 pid, code = worker.proc.pid, worker.proc.returncode
                 why = f"killed its worker (pid {pid}, {signal_name(code) or f'exit code {code}'})"
+                why += self.oom.blame(code)  # "" unless the OOM killer did it
                 error = job.error_for(pos, WorkerDied, why, pid=pid, exitcode=code)
             self.finish(job, pos, None, 0.0, error)
             if pos + 1 < running.stop:

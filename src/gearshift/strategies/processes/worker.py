@@ -5,18 +5,22 @@ without importing gearshift, concurrent.futures, logging or typing: only what a 
 imported, when it needs it. It talks to its pool over the socket inherited as file descriptor FD,
 with multiprocessing.connection's framing (a 4-byte length, or -1 and an 8-byte length):
 
-    pool ── ("init", sys_path, initializer, log_levels) ─────────►  worker
+    pool ── ("init", sys_path, initializer, log_levels, max_rss) ►  worker
          ── ("run", fn_key, fn_bytes | None, items_blob, report_each) ►
          ◄─ ("ready",) ───────────────────────────────────────────   initialized
          ◄─ ("started",) ─────────────────────────────────────────   a new fn loaded (timed runs)
          ◄─ ("done", values, seconds, errors, final) ─────────────   per item or per chunk
          ◄─ ("init_failed", error) / ("fail", error) ─────────────   the initializer / a chunk
          ◄─ ("log", record) ──────────────────────────────────────   a logging record, any time
+         ◄─ ("over",) ────────────────────────────────────────────   past max_rss after an item
          ── ("stop",) ────────────────────────────────────────────►  flush and exit 0 at once
 
 `seconds` is the compute time of the whole message (one timer per chunk, not per item). A reader
 thread drains the socket into a local queue, so the pool never blocks sending, and ends the
 process the moment the socket closes: a worker cannot outlive its pool, even mid-task.
+With `max_rss` (max_memory_per_child, bytes) it reads its resident memory after each item; once
+over, it reports what it ran, sends "over", runs nothing more and waits for "stop": the pool
+gives what it had not run to other workers. How it forwards log records is in `_worker_logs.py`.
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ from time import perf_counter
 TYPE_CHECKING = False  # typing itself is not imported: a worker pays for what it uses
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from importlib.machinery import ModuleSpec
     from types import ModuleType
     from typing import Any
 
@@ -41,7 +44,21 @@ FN_CACHE_SIZE = 8  # functions a worker keeps unpickled, oldest evicted first
 STOP = pickle.dumps(("stop",), protocol=5)
 READY = pickle.dumps(("ready",), protocol=5)
 STARTED = pickle.dumps(("started",), protocol=5)
+OVER = pickle.dumps(("over",), protocol=5)
 _SIZE, _BIG = Struct("!i"), Struct("!Q")
+
+
+def _beside(filename: str) -> ModuleType:
+    """A standard-library-only file beside this one, loaded by path as this one is (`_launch`)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), filename)
+    module = type(sys)(f"gearshift_{filename[:-3].lstrip('_')}")
+    module.__file__ = path
+    with open(path, "rb") as source:
+        exec(compile(source.read(), path, "exec"), module.__dict__)
+    return module
+
+
+_LOGS = _beside("_worker_logs.py")  # log forwarding; loaded once in a fork server
 
 
 class Channel:
@@ -169,83 +186,40 @@ _STOP_ITERATION = (
 )
 
 
-class _Logs:
-    """Sends this worker's log records to the pool, whose own handlers then emit them.
+def rss_reader() -> Callable[[], int]:
+    """A function returning this process's resident memory in bytes, cheap enough for every item:
+    /proc/self/statm through a descriptor kept open (Linux: one pread, bench/memory.py times
+    it), else getrusage's peak RSS, which never falls. psutil would cost a worker its import."""
+    try:
+        fd = os.open("/proc/self/statm", os.O_RDONLY)
+    except OSError:
+        import resource
 
-    Installed the moment a task's code imports logging (an import hook waits for it), so
-    workers never pay for logging they do not use, and not even a task's first record is lost.
-    """
-
-    def __init__(self, channel: Channel, levels: dict[str, int]) -> None:
-        self.channel, self.levels, self.on = channel, levels, False
-
-    def install(self) -> None:
-        if self.on:
-            return
-        if "logging" not in sys.modules:
-            if not any(isinstance(f, _AfterImport) for f in sys.meta_path):
-                sys.meta_path.insert(0, _AfterImport("logging", self._forward))
-            return
-        self._forward(sys.modules["logging"])
-
-    def _forward(self, logging: ModuleType) -> None:
-        if self.on:
-            return
-        self.on = True
-        channel = self.channel
-
-        class Forward(logging.Handler):  # type: ignore[name-defined,misc]
-            def emit(self, record: Any) -> None:  # as QueueHandler.prepare does
-                try:
-                    message = self.format(record)
-                    record = logging.makeLogRecord(record.__dict__)
-                    record.message = record.msg = message
-                    record.args = record.exc_info = record.exc_text = record.stack_info = None
-                    channel.send(dumps(("log", record)))
-                except Exception:  # a record that cannot travel is lost, not the task
-                    pass
-
-        logging.getLogger().handlers = [Forward()]
-        for name, level in self.levels.items():
-            logging.getLogger(name or None).setLevel(level)
+        unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, else KiB
+        return lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit
+    page = os.sysconf("SC_PAGE_SIZE")
+    return lambda: int(os.pread(fd, 64, 0).split()[1]) * page
 
 
-class _AfterImport:
-    """A meta path finder that calls `then(module)` right after `name` is first imported (its
-    real loader runs as usual). It stays in sys.meta_path, inert: removing it could make another
-    thread's import, iterating that list, skip a finder."""
-
-    def __init__(self, name: str, then: Callable[[ModuleType], None]) -> None:
-        self.name, self.then, self.done = name, then, False
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
-        if fullname != self.name or self.done:
-            return None
-        self.done = True
-        for finder in sys.meta_path:
-            find = None if finder is self else getattr(finder, "find_spec", None)
-            spec: ModuleSpec | None = None if find is None else find(fullname, path, target)
-            if spec is not None and spec.loader is not None:
-                spec.loader = _ThenLoader(spec.loader, self.then)  # type: ignore[assignment]
-                return spec
-        return None
-
-
-class _ThenLoader:
-    """The real loader, then `then(module)`; everything else is the real loader's."""
-
-    def __init__(self, loader: Any, then: Callable[[ModuleType], None]) -> None:
-        self.loader, self.then = loader, then
-
-    def exec_module(self, module: ModuleType) -> None:
-        self.loader.exec_module(module)
-        try:  # noqa: SIM105 - workers do not import contextlib
-            self.then(module)
-        except Exception:  # not forwarded: records go where logging sends them by default
-            pass
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.loader, name)
+def run_capped(
+    fn: Callable[[Any], Any], items: Sequence[Any], rss: Callable[[], int], limit: int
+) -> tuple[list[Any], float, dict[int, BaseException], bool]:
+    """`run_items` (its loop, copied: calling it per item would cost as much again), reading
+    `rss()` after each item; it stops after the first item that leaves this process over `limit`
+    bytes, and then says so (True, last)."""
+    values: list[Any] = []
+    errors: dict[int, BaseException] = {}
+    append = values.append
+    start = perf_counter()
+    for pos, item in enumerate(items):
+        try:
+            append(fn(item))
+        except BaseException as exc:
+            append(None)
+            errors[pos] = exc
+        if rss() > limit:
+            return values, perf_counter() - start, errors, True
+    return values, perf_counter() - start, errors, False
 
 
 def _flush() -> None:
@@ -273,9 +247,10 @@ def serve(fd: int) -> None:
     inbox: SimpleQueue[bytearray] = SimpleQueue()
     threading.Thread(target=_read, args=(channel, inbox), daemon=True).start()
     pid = os.getpid()
-    _, sys_path, initializer, log_levels = pickle.loads(inbox.get())
+    _, sys_path, initializer, log_levels, max_rss = pickle.loads(inbox.get())
+    rss = None if max_rss is None else rss_reader()
     sys.path[:] = sys_path
-    logs = _Logs(channel, log_levels)
+    logs = _LOGS.Logs(lambda record: channel.send(dumps(("log", record))), log_levels)
     logs.install()
     if initializer is not None:
         try:
@@ -309,12 +284,22 @@ def serve(fd: int) -> None:
         logs.install()
         groups = [[item] for item in items] if report_each else [items]
         for n, group in enumerate(groups, 1):
-            values, seconds, raised = run_items(fn, group)
+            over = False
+            if rss is None:
+                values, seconds, raised = run_items(fn, group)
+            else:
+                values, seconds, raised, over = run_capped(fn, group, rss, max_rss)
             if os.getpid() != pid:  # the task forked and this is the child: never talk to the pool
                 os._exit(0)
             _flush()
             logs.install()
-            channel.send(encode_done(values, seconds, raised, n == len(groups)))
+            channel.send(encode_done(values, seconds, raised, n == len(groups) or over))
+            if over:  # past max_memory_per_child: the pool gives what is left to a fresh worker
+                channel.send(OVER)
+                while inbox.get() != STOP:  # what was sent meanwhile is requeued, not run
+                    pass
+                _flush()
+                os._exit(0)
 
 
 def main(argv: list[str]) -> None:
