@@ -204,9 +204,9 @@ def rss_reader() -> Callable[[], int]:
 def run_capped(
     fn: Callable[[Any], Any], items: Sequence[Any], rss: Callable[[], int], limit: int
 ) -> tuple[list[Any], float, dict[int, BaseException], bool]:
-    """`run_items` (its loop, copied: calling it per item would cost as much again), reading
-    `rss()` after each item; it stops after the first item that leaves this process over `limit`
-    bytes, and then says so (True, last)."""
+    """`run_items`, reading `rss()` after each item (so in a Python loop: only where a limit is
+    set); it stops after the first item that leaves this process over `limit` bytes, and then
+    says so (True, last)."""
     values: list[Any] = []
     errors: dict[int, BaseException] = {}
     append = values.append
