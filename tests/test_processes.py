@@ -23,7 +23,7 @@ import gearshift
 from _namespaces import run_without_dev_shm
 from gearshift import TaskFailed, TaskTimeout, UsageError, WorkerDied
 from gearshift.errors import RemoteError, WorkerStartFailed
-from gearshift.strategies.processes import _launch, _pool_state
+from gearshift.strategies.processes import _launch, _losses
 from gearshift.strategies.processes._launch import START_METHODS, default_start_method
 from gearshift.strategies.processes._pool import ProcessPool
 
@@ -112,7 +112,7 @@ def test_importing_fns_module_in_a_worker_is_not_the_items_time(
 def test_a_module_that_never_finishes_importing_still_times_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_pool_state, "LOAD_SECONDS", 1.0)
+    monkeypatch.setattr(_losses, "LOAD_SECONDS", 1.0)
     identity = _slow_module(tmp_path, monkeypatch, 60)
     start = time.monotonic()
     got = gearshift.map(

@@ -7,7 +7,7 @@
 The dispatcher always knows which chunk ("piece") each worker holds, in order, so a dead worker
 or an overdue item is attributed to exactly that item: the worker is killed (timeouts) or reaped
 (deaths) and replaced, its unstarted pieces go back to the queue, and the pool never "breaks"
-(`_pool_state` does that accounting). There is no shared queue, lock or semaphore between
+(`_pool_state` and `_losses` do that accounting). No queue, lock or semaphore is shared between
 processes, so the pool runs where /dev/shm is missing (AWS Lambda). Workers are forked by a fork
 server or started as fresh interpreters (`_launch`; your `__main__` is not re-imported);
 functions and items travel with cloudpickle.
@@ -39,7 +39,7 @@ from gearshift.strategies.processes._handles import (
     start,
 )
 from gearshift.strategies.processes._launch import default_start_method
-from gearshift.strategies.processes._pool_state import PoolState
+from gearshift.strategies.processes._losses import Losses
 from gearshift.strategies.processes.worker import FN_CACHE_SIZE, STOP
 from gearshift.values import ChunkResult, Statistics
 
@@ -98,7 +98,7 @@ class ProcessPool(ChunkExecutor):
         return self._state.statistics()
 
 
-class _Dispatcher(PoolState):
+class _Dispatcher(Losses):
     """The one thread that moves work between the queue and the workers, and its user-side API."""
 
     # ---- called from user threads -------------------------------------------------------------
@@ -191,7 +191,8 @@ class _Dispatcher(PoolState):
         for worker in list(self.workers):
             sentinel = worker.proc.sentinel
             if worker.fd in ready:
-                self.receive(worker)
+                if not self.receive(worker):
+                    self.lose(worker, None)
             elif (sentinel is None or sentinel in ready) and worker.proc.poll() is not None:
                 self.lose(worker, None)
         self.expire(time.monotonic())
@@ -275,7 +276,11 @@ class _Dispatcher(PoolState):
             worker.conn.send_bytes(
                 pickle.dumps(("run", job.fn_key, fn_bytes, piece.blob, piece.exact))
             )
-        except OSError:
+        except OSError:  # the worker is gone and never got this piece whole: not its to blame
+            worker.pieces.pop()
+            if worker.budget is not None:
+                worker.budget += piece.stop - piece.start
+            self.queue.appendleft(piece)
             self.lose(worker, None)
 
     def _stop_all(self) -> None:

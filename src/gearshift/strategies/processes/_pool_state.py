@@ -1,12 +1,11 @@
-"""The process pool's state, and how what happens to a worker becomes outcomes for its items.
+"""The process pool's state, and how a worker's messages become outcomes for its items.
 
 `PoolState` holds the queue of pieces and the workers with the pieces each holds, in order.
-Its methods turn each event into outcomes for exactly the items concerned: results (a chunk
-that raised nothing is filled with one slice assignment), a worker's death (blamed on the item
-it was running; its other pieces requeued; a chunk that ran as one message re-run item by item
-to isolate the culprit), a timeout, an item that cannot be pickled, and a worker that exits
-before it is ready, which fails the whole pool clearly instead of respawning it forever.
-Only the dispatcher thread (`_pool`) calls these methods; `lock` guards what users' threads read.
+Its methods turn each message into outcomes for exactly the items concerned: results (a chunk
+that raised nothing is filled with one slice assignment), a chunk that could not be loaded, an
+item that cannot be pickled, an initializer that failed. What a worker's end means (a death, a
+timeout, a worker never ready) is `_losses`'. Only the dispatcher thread (`_pool`) calls these
+methods; `lock` guards what users' threads read.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ import logging
 import os
 import pickle
 import select
-import sys
 import threading
 import time
 import weakref
@@ -29,20 +27,11 @@ import cloudpickle
 
 from gearshift.errors import (
     InitializerFailed,
-    TaskError,
-    TaskTimeout,
-    WorkerDied,
-    WorkerStartFailed,
     remote_error,
-    signal_name,
 )
-from gearshift.strategies.processes._handles import Call, Job, Piece, WorkerHandle, kill
+from gearshift.strategies.processes._handles import Call, Job, Piece, WorkerHandle
 from gearshift.strategies.processes._pickling import dumps
 from gearshift.strategies.processes.worker import FN_CACHE_SIZE, STOP
-
-# How long a worker may take to load a function new to it (importing its module: torch, pandas)
-# before its first item's task_timeout starts; past this, that item gets TaskTimeout anyway.
-LOAD_SECONDS = 60.0
 
 
 class PoolState:
@@ -119,14 +108,14 @@ class PoolState:
             if fd is not None:
                 self.poller.register(fd, select.POLLIN)
 
-    def receive(self, worker: WorkerHandle) -> None:
-        """Handle one message from a worker's socket (it was readable); EOF means it died."""
+    def receive(self, worker: WorkerHandle) -> bool:
+        """Handle one message from a worker's socket (it was readable); False: EOF, it died."""
         try:
             message = worker.conn.recv_bytes()
         except (EOFError, OSError):
-            self.lose(worker, None)
-            return
+            return False
         self.handle(worker, pickle.loads(message))
+        return True
 
     def handle(self, worker: WorkerHandle, message: tuple[Any, ...]) -> None:
         kind = message[0]
@@ -220,85 +209,6 @@ class PoolState:
                 self.finish(job, pos, None, 0.0, TypeError(why))
             else:
                 self.queue.appendleft(Piece(job, pos, pos + 1, isolated=True))
-
-    def deadline(self, worker: WorkerHandle) -> float | None:
-        """When the item `worker` is running becomes overdue (None: no timeout, or not started)."""
-        if not worker.ready or not worker.pieces:
-            return None
-        piece, timeout = worker.pieces[0], worker.pieces[0].job.task_timeout
-        if timeout is not None and piece.loading:  # importing fn's module is not the item's time
-            timeout = max(timeout, LOAD_SECONDS)
-        return None if timeout is None else piece.item_started + timeout
-
-    def next_deadline(self) -> float | None:
-        deadlines = [d for w in self.workers if (d := self.deadline(w)) is not None]
-        return min(deadlines, default=None)
-
-    def expire(self, now: float) -> None:
-        for worker in list(self.workers):
-            deadline = self.deadline(worker)
-            if deadline is not None and now >= deadline:
-                self.lose(worker, worker.pieces[0].job.task_timeout)
-
-    def lose(self, worker: WorkerHandle, timeout: float | None) -> None:
-        """A worker died (or overran `timeout`): blame the running item, requeue the rest."""
-        if worker not in self.workers:
-            return
-        if worker.retiring and not worker.pieces:  # it exited as told, nothing was lost
-            self.reap(worker)
-            return
-        kill(worker)
-        self.reap(worker)
-        self.counts["workers_lost"] += 1
-        if not worker.ready:  # it never ran a task: starting workers fails, so would the next
-            self.break_pool(self._start_failed(worker))
-            self.queue.extendleft(reversed(worker.pieces))  # failed with the pool, below
-            return
-        if not worker.pieces:
-            return
-        running, *waiting = worker.pieces
-        job, pos = running.job, running.start + running.done
-        requeue = [Piece(p.job, p.start, p.stop, p.isolated) for p in waiting]
-        if running.exact or pos + 1 == running.stop:  # the running item is known
-            error: TaskError
-            if timeout is not None:
-                why = f"ran longer than task_timeout={timeout}s and its worker was killed"
-                if running.loading:
-                    why = f"did not start: its worker took over {LOAD_SECONDS:g}s to load fn"
-                error = job.error_for(pos, TaskTimeout, why, timeout=timeout)
-            else:
-                pid, code = worker.proc.pid, worker.proc.returncode
-                why = f"killed its worker (pid {pid}, {signal_name(code) or f'exit code {code}'})"
-                error = job.error_for(pos, WorkerDied, why, pid=pid, exitcode=code)
-            self.finish(job, pos, None, 0.0, error)
-            if pos + 1 < running.stop:
-                requeue.insert(0, Piece(job, pos + 1, running.stop))
-        else:  # the chunk ran as one message: re-run its items one by one to find the culprit
-            requeue[:0] = [Piece(job, p, p + 1, isolated=True) for p in range(pos, running.stop)]
-        self.queue.extendleft(reversed(requeue))
-
-    def _start_failed(self, worker: WorkerHandle) -> WorkerStartFailed:
-        code = worker.proc.returncode
-        how = signal_name(code) or f"exit code {code}"
-        during = " or in the pool's initializer" if self.initializer is not None else ""
-        return WorkerStartFailed(
-            f"a worker process (pid {worker.proc.pid}, {how}) exited while starting{during}, "
-            "before it could run any task, so the pool stopped instead of starting more. Its "
-            "error output above says why. Common causes: an initializer that exits or crashes, "
-            f"an environment in which {sys.executable} cannot start (PYTHONHOME, PYTHONPATH, "
-            "the env given to the pool), or no memory or processes left. Check that "
-            f"`{sys.executable} -c 'import cloudpickle'` works, and try strategy='threads'."
-        )
-
-    def reap(self, worker: WorkerHandle) -> None:
-        if worker in self.workers:
-            self.workers.remove(worker)
-            for fd in (worker.fd, worker.proc.sentinel):
-                if fd is not None:
-                    self.poller.unregister(fd)
-        worker.proc.wait(None)
-        worker.proc.close()
-        worker.conn.close()
 
 
 def _close_fds(*fds: int) -> None:
