@@ -33,7 +33,6 @@ from time import perf_counter
 TYPE_CHECKING = False  # typing itself is not imported: a worker pays for what it uses
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from importlib.machinery import ModuleSpec
     from types import ModuleType
     from typing import Any
 
@@ -156,83 +155,20 @@ def run_items(
     return values, perf_counter() - start, errors
 
 
-class _Logs:
-    """Sends this worker's log records to the pool, whose own handlers then emit them.
-
-    Installed the moment a task's code imports logging (an import hook waits for it), so
-    workers never pay for logging they do not use, and not even a task's first record is lost.
-    """
-
-    def __init__(self, channel: Channel, levels: dict[str, int]) -> None:
-        self.channel, self.levels, self.on = channel, levels, False
-
-    def install(self) -> None:
-        if self.on:
-            return
-        if "logging" not in sys.modules:
-            if not any(isinstance(f, _AfterImport) for f in sys.meta_path):
-                sys.meta_path.insert(0, _AfterImport("logging", self._forward))
-            return
-        self._forward(sys.modules["logging"])
-
-    def _forward(self, logging: ModuleType) -> None:
-        if self.on:
-            return
-        self.on = True
-        channel = self.channel
-
-        class Forward(logging.Handler):  # type: ignore[name-defined,misc]
-            def emit(self, record: Any) -> None:  # as QueueHandler.prepare does
-                try:
-                    message = self.format(record)
-                    record = logging.makeLogRecord(record.__dict__)
-                    record.message = record.msg = message
-                    record.args = record.exc_info = record.exc_text = record.stack_info = None
-                    channel.send(dumps(("log", record)))
-                except Exception:  # a record that cannot travel is lost, not the task
-                    pass
-
-        logging.getLogger().handlers = [Forward()]
-        for name, level in self.levels.items():
-            logging.getLogger(name or None).setLevel(level)
+def hooks() -> ModuleType:
+    """`_hooks.py`, beside this file, loaded by path as this one is, once per process (a fork
+    server loads it before it forks)."""
+    global _hooks
+    if _hooks is None:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_hooks.py")
+        _hooks = type(sys)("gearshift_worker_hooks")
+        _hooks.__file__ = path
+        with open(path, "rb") as source:
+            exec(compile(source.read(), path, "exec"), _hooks.__dict__)
+    return _hooks
 
 
-class _AfterImport:
-    """A meta path finder that calls `then(module)` right after `name` is first imported (its
-    real loader runs as usual). It stays in sys.meta_path, inert: removing it could make another
-    thread's import, iterating that list, skip a finder."""
-
-    def __init__(self, name: str, then: Callable[[ModuleType], None]) -> None:
-        self.name, self.then, self.done = name, then, False
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
-        if fullname != self.name or self.done:
-            return None
-        self.done = True
-        for finder in sys.meta_path:
-            find = None if finder is self else getattr(finder, "find_spec", None)
-            spec: ModuleSpec | None = None if find is None else find(fullname, path, target)
-            if spec is not None and spec.loader is not None:
-                spec.loader = _ThenLoader(spec.loader, self.then)  # type: ignore[assignment]
-                return spec
-        return None
-
-
-class _ThenLoader:
-    """The real loader, then `then(module)`; everything else is the real loader's."""
-
-    def __init__(self, loader: Any, then: Callable[[ModuleType], None]) -> None:
-        self.loader, self.then = loader, then
-
-    def exec_module(self, module: ModuleType) -> None:
-        self.loader.exec_module(module)
-        try:  # noqa: SIM105 - workers do not import contextlib
-            self.then(module)
-        except Exception:  # not forwarded: records go where logging sends them by default
-            pass
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.loader, name)
+_hooks: ModuleType | None = None
 
 
 def _flush() -> None:
@@ -262,7 +198,7 @@ def serve(fd: int) -> None:
     pid = os.getpid()
     _, sys_path, initializer, log_levels = pickle.loads(inbox.get())
     sys.path[:] = sys_path
-    logs = _Logs(channel, log_levels)
+    logs = hooks().Logs(lambda record: channel.send(dumps(("log", record))), log_levels)
     logs.install()
     if initializer is not None:
         try:
