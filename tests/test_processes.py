@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -136,6 +137,45 @@ def test_unpicklable_result_fails_only_that_item() -> None:
     got = gearshift.map(make, range(3), strategy="processes", return_exceptions=True)
     assert got[0] == 0 and got[2] == 2
     assert isinstance(got[1], TaskFailed) and "could not be pickled" in str(got[1])
+
+
+class BreaksUnpickling:
+    """Pickles, but unpickling it raises (or exits, with `how=SystemExit`)."""
+
+    def __init__(self, how: type[BaseException] = pickle.UnpicklingError) -> None:
+        self.how = how
+
+    def __reduce__(self) -> object:
+        return _raise, (self.how,)
+
+
+def _raise(how: type[BaseException]) -> None:
+    raise how(1)
+
+
+@pytest.mark.parametrize("how", [pickle.UnpicklingError, SystemExit])
+def test_a_result_that_cannot_be_unpickled_fails_only_its_item(how: type) -> None:
+    """In a chunk run as one message: its items are re-run one by one, only the culprit fails;
+    before, the dispatcher thread died of it and every pending item failed."""
+
+    def make(x: int) -> object:
+        return BreaksUnpickling(how) if x == 2 else x
+
+    it = gearshift.imap(make, range(6), strategy="processes", chunksize=6, return_exceptions=True)
+    got = list(it)
+    assert [got[i] for i in (0, 1, 3, 4, 5)] == [0, 1, 3, 4, 5]
+    assert isinstance(got[2], TaskFailed)
+    assert isinstance(got[2].__cause__, gearshift.UnpicklingFailed)
+    assert isinstance(got[2].__cause__.__cause__, how)
+    assert it.statistics().workers_lost == 0
+
+
+def test_a_call_that_cannot_be_unpickled_in_the_worker_fails_only_that_call() -> None:
+    with gearshift.Executor(1) as pool:
+        bad = pool.submit(id, BreaksUnpickling())
+        with pytest.raises(gearshift.UnpicklingFailed, match=r"the call id\(.*\) could not be"):
+            bad.result()
+        assert pool.submit(abs, -3).result() == 3
 
 
 def test_unpicklable_function_is_a_usage_error() -> None:

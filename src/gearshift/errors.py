@@ -132,6 +132,7 @@ class TaskError(GearshiftError):
 
 
 TaskErrorT = TypeVar("TaskErrorT", bound=TaskError)
+ExcT = TypeVar("ExcT", bound=BaseException)
 
 
 class TaskFailed(TaskError):
@@ -210,6 +211,22 @@ def signal_name(exitcode: int | None) -> str | None:
         return signal.Signals(-exitcode).name
     except ValueError:
         return f"signal {-exitcode}"
+
+
+def call_repr(fn: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """`name(1, 'a', key=2)`, each argument shortened: how errors name a submitted call."""
+    name = getattr(fn, "__qualname__", None) or short_repr(fn)
+    shown = [short_repr(a) for a in args] + [f"{k}={short_repr(v)}" for k, v in kwargs.items()]
+    more = ", ..." if len(shown) > 6 else ""
+    return f"{name}({', '.join(shown[:6])}{more})"
+
+
+def chained(error: ExcT, cause: BaseException, hint: str = "") -> ExcT:
+    """`error`, its message completed with `cause` (`(TypeError: ...)`) and `hint`, and `cause`
+    as its `__cause__`: what a failure means for the call, and what the library said."""
+    error.args = (f"{error.args[0]} ({type(cause).__name__}: {cause}){hint}",)
+    error.__cause__ = cause
+    return error
 
 
 def item_error(

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from gearshift.errors import TaskErrorT, item_error
+from gearshift.errors import TaskErrorT, call_repr, item_error
 from gearshift.strategies.processes._launch import Proc, start_worker
 from gearshift.values import ChunkResult
 
@@ -34,6 +34,9 @@ class Call:
     def __call__(self, _: object) -> Any:
         return self.fn(*self.args, **self.kwargs)
 
+    def __repr__(self) -> str:
+        return call_repr(self.fn, self.args, self.kwargs)
+
 
 @dataclass(eq=False)
 class Job:
@@ -45,6 +48,7 @@ class Job:
     items: list[Any]
     first_index: int | None  # None: a plain `submit` call, resolved with the value itself
     task_timeout: float | None
+    label: str = ""  # a call's `fn(args)`, which names it in errors
     result: ChunkResult = field(init=False)
     left: int = field(init=False)
     started: bool = False
@@ -55,7 +59,9 @@ class Job:
         self.left = n
 
     def error_for(self, pos: int, cls: type[TaskErrorT], why: str, **kw: Any) -> TaskErrorT:
-        return item_error(cls, (self.first_index or 0) + pos, self.items[pos], why, **kw)
+        if self.first_index is None:  # a call from submit: it has no index, its call names it
+            return cls(f"the call {self.label} {why}", index=0, item=self.label, **kw)
+        return item_error(cls, self.first_index + pos, self.items[pos], why, **kw)
 
 
 @dataclass(eq=False)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pickle
 import struct
 import sys
 
@@ -95,7 +94,7 @@ class Losses(PoolState):
         """Handle every whole message left in a dead worker's socket, before anyone is blamed:
         results it sent before it died are results, not deaths."""
         for message in read_left(worker.fd):
-            self.handle(worker, pickle.loads(message))
+            self.handle(worker, message)
 
     def _start_failed(self, worker: WorkerHandle) -> WorkerStartFailed:
         code = worker.proc.returncode

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from gearshift.errors import WorkerStartFailed
+from gearshift.errors import PicklingFailed, WorkerStartFailed, chained
 from gearshift.strategies.base import ChunkExecutor
 from gearshift.strategies.processes._handles import (
     Call,
@@ -115,14 +115,17 @@ class _Dispatcher(Losses):
         except Exception as exc:
             if first_index is not None:
                 raise  # map turns this into a UsageError that names fn
-            future.set_exception(exc)  # as ProcessPoolExecutor does for a call it cannot pickle
+            error = PicklingFailed(f"the call {fn!r} could not be pickled for a worker process")
+            hint = ": pass data that pickle can carry, or use strategy='threads'"
+            future.set_exception(chained(error, exc, hint))  # as ProcessPoolExecutor does
             return future
         with self.lock:
             if self.broken is not None:
                 raise type(self.broken)(*self.broken.args) from self.broken
             if self.closing:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            job = Job(future, key, fn_bytes, items, first_index, task_timeout)
+            label = repr(fn) if isinstance(fn, Call) else ""
+            job = Job(future, key, fn_bytes, items, first_index, task_timeout, label)
             self.queue.append(Piece(job, 0, len(items)))
             self.counts["tasks_submitted"] += len(items)
             if self.thread is None:

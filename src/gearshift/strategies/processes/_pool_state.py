@@ -11,6 +11,7 @@ methods; `lock` guards what users' threads read.
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import logging
 import os
@@ -27,11 +28,17 @@ import cloudpickle
 
 from gearshift.errors import (
     InitializerFailed,
+    PicklingFailed,
+    UnpicklingFailed,
+    chained,
     remote_error,
 )
 from gearshift.strategies.processes._handles import Call, Job, Piece, WorkerHandle
 from gearshift.strategies.processes._pickling import dumps
 from gearshift.strategies.processes.worker import FN_CACHE_SIZE, STOP
+
+_UNPICKLE_HINT = ": can every module it needs be imported there (same sys.path, same packages)?"
+_PICKLE_HINT = ": pass data that pickle can carry, or use strategy='threads'"
 
 
 class PoolState:
@@ -114,36 +121,48 @@ class PoolState:
             message = worker.conn.recv_bytes()
         except (EOFError, OSError):
             return False
-        self.handle(worker, pickle.loads(message))
+        self.handle(worker, message)
         return True
 
-    def handle(self, worker: WorkerHandle, message: tuple[Any, ...]) -> None:
-        kind = message[0]
-        if kind == "log":  # the pool's own handlers emit the worker's record
-            logging.getLogger(message[1].name).handle(message[1])
-            return
+    def handle(self, worker: WorkerHandle, message: bytes) -> None:
+        """One message: its head always unpickles, its body may not (see `worker`)."""
+        stream = io.BytesIO(message)
+        kind, *head = pickle.load(stream)
         if kind in ("ready", "started"):  # initialized / loaded fn: deadlines start now
             worker.ready = True
             if worker.pieces:
                 worker.pieces[0].item_started = time.monotonic()
                 worker.pieces[0].loading = worker.pieces[0].loading and kind == "ready"
             return
-        if kind == "init_failed":
-            exc = remote_error(message[1])
-            error = InitializerFailed(f"the pool's initializer raised {exc!r}")
-            error.__cause__ = exc
-            self.break_pool(error)
-            return
+        try:
+            body = pickle.load(stream)
+        except BaseException as exc:  # even a sys.exit() in a __reduce__: only its items fail
+            body = exc
+        if kind == "log":  # the pool's own handlers emit the worker's record
+            if isinstance(body, logging.LogRecord):
+                logging.getLogger(body.name).handle(body)
+        elif kind == "init_failed":
+            raised = body if isinstance(body, BaseException) else remote_error(body)
+            self.break_pool(chained(InitializerFailed("the pool's initializer raised"), raised))
+        else:
+            self._outcomes(worker, kind, head, body)
+
+    def _outcomes(self, worker: WorkerHandle, kind: str, head: list[Any], body: Any) -> None:
+        """A "done" or "fail" message: outcomes for the next items of the running piece."""
         piece = worker.pieces[0]
         job, base = piece.job, piece.start + piece.done
-        if kind == "fail":
-            exc = remote_error(message[1])
+        n = piece.stop - base if kind == "fail" else head[0]
+        if kind == "fail":  # fn, the call or the items could not be loaded: all its items fail
+            if head[0] == "fn":
+                worker.fn_keys.pop(job.fn_key, None)  # the worker could not cache it
+            error = self._not_loaded(job, head[0], body)
             for pos in range(base, piece.stop):
-                self.finish(job, pos, None, 0.0, exc)
-            piece.done = piece.stop - piece.start
+                self.finish(job, pos, None, 0.0, error)
+        elif isinstance(body, BaseException):
+            self._not_unpickled(piece, n, body)
         else:
-            self._absorb(job, base, message[1], message[2], message[3])
-            piece.done += len(message[1])
+            self._absorb(job, base, *body[1:4])
+        piece.done += n
         piece.item_started = time.monotonic()
         if piece.done >= piece.stop - piece.start:
             worker.pieces.popleft()
@@ -152,6 +171,27 @@ class PoolState:
             elif worker.retiring:  # max_tasks_per_child reached: let it exit, reap it later
                 with contextlib.suppress(OSError):
                     worker.conn.send_bytes(STOP)
+
+    def _not_unpickled(self, piece: Piece, n: int, exc: BaseException) -> None:
+        """The next `n` outcomes of `piece` arrived but cannot be unpickled here: one item's is
+        its error; a chunk's items are re-run one by one, so that only the culprit fails."""
+        job, base = piece.job, piece.start + piece.done
+        if n > 1:
+            self.queue.extendleft(
+                Piece(job, p, p + 1, isolated=True) for p in reversed(range(base, base + n))
+            )
+            return
+        what = "the result" if job.first_index is not None else f"the result of {job.label}"
+        error = UnpicklingFailed(f"{what} could not be unpickled in the pool's process")
+        self.finish(job, base, None, 0.0, chained(error, exc, _UNPICKLE_HINT))
+
+    def _not_loaded(self, job: Job, what: str, body: Any) -> BaseException:
+        """A "fail" message: the worker could not unpickle fn (or the call), or the items."""
+        exc = body if isinstance(body, BaseException) else remote_error(body)
+        if job.first_index is None:  # a call: fn and its arguments travel together
+            what = f"the call {job.label}"
+        error = UnpicklingFailed(f"{what} could not be unpickled in the worker process")
+        return chained(error, exc, _UNPICKLE_HINT)
 
     def _absorb(
         self, job: Job, base: int, values: list[Any], seconds: float, errors: dict[int, Any]
@@ -205,8 +245,8 @@ class PoolState:
             try:
                 cloudpickle.dumps(job.items[pos])
             except Exception as item_exc:
-                why = f"the item could not be pickled: {type(item_exc).__name__}: {item_exc}"
-                self.finish(job, pos, None, 0.0, TypeError(why))
+                error = PicklingFailed("the item could not be pickled")
+                self.finish(job, pos, None, 0.0, chained(error, item_exc, _PICKLE_HINT))
             else:
                 self.queue.appendleft(Piece(job, pos, pos + 1, isolated=True))
 

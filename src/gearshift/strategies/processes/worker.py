@@ -5,18 +5,21 @@ without importing gearshift, concurrent.futures, logging or typing: only what a 
 imported, when it needs it. It talks to its pool over the socket inherited as file descriptor FD,
 with multiprocessing.connection's framing (a 4-byte length, or -1 and an 8-byte length):
 
-    pool ── ("init", sys_path, initializer, log_levels) ─────────►  worker
-         ── ("run", fn_key, fn_bytes | None, items_blob, report_each) ►
-         ◄─ ("ready",) ───────────────────────────────────────────   initialized
-         ◄─ ("started",) ─────────────────────────────────────────   a new fn loaded (timed runs)
-         ◄─ ("done", values, seconds, errors, final) ─────────────   per item or per chunk
-         ◄─ ("init_failed", error) / ("fail", error) ─────────────   the initializer / a chunk
-         ◄─ ("log", record) ──────────────────────────────────────   a logging record, any time
-         ── ("stop",) ────────────────────────────────────────────►  flush and exit 0 at once
+    pool ── ("init", sys_path, initializer, log_levels) ──────────────►  worker
+         ── ("run", fn_key, fn_bytes | None, items_blob, report_each) ─────►
+         ◄─ ("ready",) ───────────────────────────────────────────────   initialized
+         ◄─ ("started",) ─────────────────────────────────────────────   a new fn loaded (timed)
+         ◄─ ("done", n, final) + ("done", values, seconds, errors) ───   per item or per chunk
+         ◄─ ("init_failed",) + error / ("fail", what) + error ────────   initializer / a chunk
+         ◄─ ("log",) + record ────────────────────────────────────────   a log record, any time
+         ── ("stop",) ────────────────────────────────────────────────►  flush and exit 0
 
-`seconds` is the compute time of the whole message (one timer per chunk, not per item). A reader
-thread drains the socket into a local queue, so the pool never blocks sending, and ends the
-process the moment the socket closes: a worker cannot outlive its pool, even mid-task.
+What the worker sends is a head, plain values that always unpickle, then in the same frame a
+body pickled apart: a body the pool cannot unpickle (a class missing there, a `__reduce__` that
+raises) fails only the n items the head names. `seconds` is the compute time of the whole
+message (one timer per chunk, not per item). A reader thread drains the socket into a local
+queue, so the pool never blocks sending, and ends the process the moment the socket closes: a
+worker cannot outlive its pool, even mid-task.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ FN_CACHE_SIZE = 8  # functions a worker keeps unpickled, oldest evicted first
 STOP = pickle.dumps(("stop",), protocol=5)
 READY = pickle.dumps(("ready",), protocol=5)
 STARTED = pickle.dumps(("started",), protocol=5)
+LOG, INIT_FAILED = pickle.dumps(("log",), protocol=5), pickle.dumps(("init_failed",), protocol=5)
 _SIZE, _BIG = Struct("!i"), Struct("!Q")
 
 
@@ -66,15 +70,16 @@ class Channel:
             got += read
         return buf
 
-    def send(self, payload: bytes) -> None:
-        n = len(payload)
+    def send(self, head: bytes, body: bytes = b"") -> None:
+        """One message: `head`, then `body` (see the module docstring)."""
+        n = len(head) + len(body)
         header = _SIZE.pack(n) if n <= 0x7FFFFFFF else _SIZE.pack(-1) + _BIG.pack(n)
         with self.lock:
             if n <= 65536:
-                self._write(header + payload)
+                self._write(header + head + body)
             else:  # no copy of a big result
-                self._write(header)
-                self._write(payload)
+                self._write(header + head)
+                self._write(body)
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -120,21 +125,32 @@ def encode_done(
     values: list[Any], seconds: object, raised: dict[int, BaseException], *more: object
 ) -> bytes:
     """("done", values, seconds, errors, *more) pickled; a value that cannot be pickled becomes
-    that item's error (a TypeError saying so), not a lost chunk."""
+    that item's error, not a lost chunk: a `PicklingFailed` saying so, or what its `__reduce__`
+    raised if that was no Exception (sys.exit()), as in the standard pool."""
     errors = {pos: portable(exc) for pos, exc in raised.items()}
     try:
         return dumps(("done", values, seconds, errors, *more))
-    except Exception:
+    except BaseException:  # found item by item below
         pass
     values = list(values)
     for pos, value in enumerate(values):
         try:
             dumps(value)
-        except Exception as exc:
+        except BaseException as exc:
             values[pos] = None
-            problem = TypeError(f"the result could not be pickled: {type(exc).__name__}: {exc}")
-            errors[pos] = portable(problem)
+            errors[pos] = portable(_not_picklable(exc) if isinstance(exc, Exception) else exc)
     return dumps(("done", values, seconds, errors, *more))
+
+
+def _not_picklable(exc: Exception) -> BaseException:
+    from gearshift.errors import PicklingFailed
+
+    problem = PicklingFailed(
+        f"the result could not be pickled to send it back ({type(exc).__name__}: {exc}): "
+        "return data that pickle can carry, or use strategy='threads'"
+    )
+    problem.__cause__ = exc
+    return problem
 
 
 def run_items(
@@ -198,7 +214,7 @@ def serve(fd: int) -> None:
     pid = os.getpid()
     _, sys_path, initializer, log_levels = pickle.loads(inbox.get())
     sys.path[:] = sys_path
-    logs = hooks().Logs(lambda record: channel.send(dumps(("log", record))), log_levels)
+    logs = hooks().Logs(lambda record: channel.send(LOG, dumps(record)), log_levels)
     logs.install()
     if initializer is not None:
         try:
@@ -206,7 +222,7 @@ def serve(fd: int) -> None:
             logs.install()
             init(*initargs)
         except BaseException as exc:
-            channel.send(dumps(("init_failed", portable(exc))))
+            channel.send(INIT_FAILED, dumps(portable(exc)))
             _flush()
             os._exit(1)
     channel.send(READY)  # task deadlines start now, not while the interpreter was starting
@@ -216,16 +232,18 @@ def serve(fd: int) -> None:
         if message == STOP:
             _flush()
             os._exit(0)  # nothing to tear down: skip the interpreter's slow exit
+        what = "fn"
         try:
             _, fn_key, fn_bytes, blob, report_each = pickle.loads(message)
-            items = pickle.loads(blob)
             if fn_bytes is not None:
                 if len(fns) >= FN_CACHE_SIZE:  # the pool mirrors this eviction exactly
                     fns.pop(next(iter(fns)))
                 fns[fn_key] = pickle.loads(fn_bytes)
             fn = fns[fn_key]
-        except Exception as exc:  # e.g. fn's module cannot be imported here
-            channel.send(dumps(("fail", portable(exc))))
+            what = "the items"
+            items = pickle.loads(blob)
+        except BaseException as exc:  # fn's module cannot be imported here, a sys.exit()...
+            channel.send(dumps(("fail", what)), dumps(portable(exc)))
             continue
         if report_each and fn_bytes is not None:  # importing fn's module is not the item's time
             channel.send(STARTED)
@@ -237,7 +255,8 @@ def serve(fd: int) -> None:
                 os._exit(0)
             _flush()
             logs.install()
-            channel.send(encode_done(values, seconds, raised, n == len(groups)))
+            head = dumps(("done", len(values), n == len(groups)))
+            channel.send(head, encode_done(values, seconds, raised))
 
 
 def main(argv: list[str]) -> None:
