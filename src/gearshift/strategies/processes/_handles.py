@@ -8,6 +8,7 @@ worker process (a `_launch.Proc`), the pool's end of its socket, and the pieces 
 from __future__ import annotations
 
 import logging
+import multiprocessing.process
 import os
 import pickle
 import sys
@@ -43,7 +44,7 @@ class Job:
     """One submission: a chunk of items (or one call) and the future that receives its results."""
 
     future: Future[Any]
-    fn_key: int
+    fn_key: int | None  # None: a call, sent whole every time and never cached by a worker
     fn_bytes: bytes
     items: list[Any]
     first_index: int | None  # None: a plain `submit` call, resolved with the value itself
@@ -127,7 +128,9 @@ def start(
     """Start a worker and queue its init message (it reads it once it runs)."""
     by_value = b"cloudpickle" in fn_bytes or b"cloudpickle" in (initializer or b"")
     proc, conn = start_worker(method, extra_env, ("cloudpickle",) if by_value else ())
-    conn.send_bytes(pickle.dumps(("init", worker_sys_path(), initializer, log_levels())))
+    authkey = bytes(multiprocessing.process.current_process().authkey)  # for manager proxies
+    init = ("init", worker_sys_path(), initializer, log_levels(), authkey)
+    conn.send_bytes(pickle.dumps(init))
     return WorkerHandle(proc, conn, budget)
 
 

@@ -228,7 +228,7 @@ class _Dispatcher(Losses):
 
     def _prefetch_target(self, piece: Piece) -> WorkerHandle | None:
         """The busy worker likeliest to finish soon, if sending ahead to it pays off."""
-        typical = self.chunk_seconds.get(piece.job.fn_key)
+        typical = None if piece.job.fn_key is None else self.chunk_seconds.get(piece.job.fn_key)
         assert piece.blob is not None
         if typical is None or typical > PREFETCH_MAX_SECONDS:
             return None
@@ -264,7 +264,9 @@ class _Dispatcher(Losses):
             if not job.future.set_running_or_notify_cancel():
                 return
         fn_bytes = None
-        if job.fn_key not in worker.fn_keys:
+        if job.fn_key is None:  # a call: sent whole, not kept by the worker
+            fn_bytes = job.fn_bytes
+        elif job.fn_key not in worker.fn_keys:
             fn_bytes = job.fn_bytes
             if len(worker.fn_keys) >= FN_CACHE_SIZE:  # mirrors the worker's own eviction
                 worker.fn_keys.pop(next(iter(worker.fn_keys)))

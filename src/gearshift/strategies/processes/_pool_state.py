@@ -78,10 +78,11 @@ class PoolState:
         weakref.finalize(self, _close_fds, self.wake_r, self.wake_w)
         self.thread: threading.Thread | None = None  # the dispatcher, once started
 
-    def pickled(self, fn: Callable[..., Any]) -> tuple[int, bytes]:
-        """Pickle each function once (map sends it with every chunk); keys are never reused."""
+    def pickled(self, fn: Callable[..., Any]) -> tuple[int | None, bytes]:
+        """Pickle each function once (map sends it with every chunk); keys are never reused.
+        A call (fn with its arguments) has no key: workers do not keep it."""
         if isinstance(fn, Call):
-            return next(self.keys), cloudpickle.dumps(fn)
+            return None, cloudpickle.dumps(fn)
         cached = self.fns.get(id(fn))
         if cached is None or cached[0] is not fn:
             cached = (fn, next(self.keys), cloudpickle.dumps(fn))
@@ -153,7 +154,7 @@ class PoolState:
         job, base = piece.job, piece.start + piece.done
         n = piece.stop - base if kind == "fail" else head[0]
         if kind == "fail":  # fn, the call or the items could not be loaded: all its items fail
-            if head[0] == "fn":
+            if head[0] == "fn" and job.fn_key is not None:
                 worker.fn_keys.pop(job.fn_key, None)  # the worker could not cache it
             error = self._not_loaded(job, head[0], body)
             for pos in range(base, piece.stop):
@@ -209,7 +210,7 @@ class PoolState:
             job.left -= n
             self.counts["tasks_done"] += n
             self.resolve(job)
-        if job.first_index is not None:  # map's chunks; plain calls each have their own key
+        if job.fn_key is not None:  # map's chunks; plain calls have no key
             if len(self.chunk_seconds) >= FN_CACHE_SIZE:
                 self.chunk_seconds.clear()
             self.chunk_seconds[job.fn_key] = seconds

@@ -5,8 +5,8 @@ without importing gearshift, concurrent.futures, logging or typing: only what a 
 imported, when it needs it. It talks to its pool over the socket inherited as file descriptor FD,
 with multiprocessing.connection's framing (a 4-byte length, or -1 and an 8-byte length):
 
-    pool ── ("init", sys_path, initializer, log_levels) ──────────────►  worker
-         ── ("run", fn_key, fn_bytes | None, items_blob, report_each) ─────►
+    pool ── ("init", sys_path, initializer, log_levels, authkey) ─────►  worker
+         ── ("run", fn_key | None, fn_bytes | None, items, report_each) ──►
          ◄─ ("ready",) ───────────────────────────────────────────────   initialized
          ◄─ ("started",) ─────────────────────────────────────────────   a new fn loaded (timed)
          ◄─ ("done", n, final) + ("done", values, seconds, errors) ───   per item or per chunk
@@ -17,9 +17,10 @@ with multiprocessing.connection's framing (a 4-byte length, or -1 and an 8-byte 
 What the worker sends is a head, plain values that always unpickle, then in the same frame a
 body pickled apart: a body the pool cannot unpickle (a class missing there, a `__reduce__` that
 raises) fails only the n items the head names. `seconds` is the compute time of the whole
-message (one timer per chunk, not per item). A reader thread drains the socket into a local
-queue, so the pool never blocks sending, and ends the process the moment the socket closes: a
-worker cannot outlive its pool, even mid-task.
+message (one timer per chunk, not per item). A call from `submit` comes with fn_key None and is
+not cached: its arguments are freed once it has run. A reader thread drains the socket into a
+local queue, so the pool never blocks sending, and ends the process the moment the socket
+closes: a worker cannot outlive its pool, even mid-task.
 """
 
 from __future__ import annotations
@@ -211,9 +212,10 @@ def serve(fd: int) -> None:
     channel = Channel(fd)
     inbox: SimpleQueue[bytearray] = SimpleQueue()
     threading.Thread(target=_read, args=(channel, inbox), daemon=True).start()
-    pid = os.getpid()
-    _, sys_path, initializer, log_levels = pickle.loads(inbox.get())
+    _, sys_path, initializer, log_levels, authkey = pickle.loads(inbox.get())
     sys.path[:] = sys_path
+    # The pool's multiprocessing authkey, so that manager proxies passed to tasks can connect.
+    hooks().after_import("multiprocessing.process", lambda mp: _set_authkey(mp, authkey))
     logs = hooks().Logs(lambda record: channel.send(LOG, dumps(record)), log_levels)
     logs.install()
     if initializer is not None:
@@ -228,35 +230,45 @@ def serve(fd: int) -> None:
     channel.send(READY)  # task deadlines start now, not while the interpreter was starting
     fns: dict[int, Callable[[Any], Any]] = {}
     while True:
-        message = inbox.get()
-        if message == STOP:
-            _flush()
-            os._exit(0)  # nothing to tear down: skip the interpreter's slow exit
-        what = "fn"
-        try:
-            _, fn_key, fn_bytes, blob, report_each = pickle.loads(message)
-            if fn_bytes is not None:
-                if len(fns) >= FN_CACHE_SIZE:  # the pool mirrors this eviction exactly
-                    fns.pop(next(iter(fns)))
-                fns[fn_key] = pickle.loads(fn_bytes)
-            fn = fns[fn_key]
-            what = "the items"
-            items = pickle.loads(blob)
-        except BaseException as exc:  # fn's module cannot be imported here, a sys.exit()...
-            channel.send(dumps(("fail", what)), dumps(portable(exc)))
-            continue
-        if report_each and fn_bytes is not None:  # importing fn's module is not the item's time
-            channel.send(STARTED)
+        _run(channel, inbox.get(), fns, logs)
+
+
+def _run(channel: Channel, message: bytearray, fns: dict[int, Any], logs: Any) -> None:
+    """Run one chunk and send its outcomes, or stop. Only this call's frame refers to a call's
+    arguments and results, so they are freed (manager proxies released) once it returns."""
+    if message == STOP:
+        _flush()
+        os._exit(0)  # nothing to tear down: skip the interpreter's slow exit
+    what = "fn"
+    try:
+        _, fn_key, fn_bytes, blob, report_each = pickle.loads(message)
+        fn = fns[fn_key] if fn_bytes is None else pickle.loads(fn_bytes)
+        if fn_key is not None and fn_bytes is not None:  # a call (no key) is not kept
+            if len(fns) >= FN_CACHE_SIZE:  # the pool mirrors this eviction exactly
+                fns.pop(next(iter(fns)))
+            fns[fn_key] = fn
+        what = "the items"
+        items = pickle.loads(blob)
+    except BaseException as exc:  # fn's module cannot be imported here, a sys.exit()...
+        channel.send(dumps(("fail", what)), dumps(portable(exc)))
+        return
+    if report_each and fn_bytes is not None:  # importing fn's module is not the item's time
+        channel.send(STARTED)
+    logs.install()
+    pid = os.getpid()
+    groups = [[item] for item in items] if report_each else [items]
+    for n, group in enumerate(groups, 1):
+        values, seconds, raised = run_items(fn, group)
+        if os.getpid() != pid:  # the task forked and this is the child: never talk to the pool
+            os._exit(0)
+        _flush()
         logs.install()
-        groups = [[item] for item in items] if report_each else [items]
-        for n, group in enumerate(groups, 1):
-            values, seconds, raised = run_items(fn, group)
-            if os.getpid() != pid:  # the task forked and this is the child: never talk to the pool
-                os._exit(0)
-            _flush()
-            logs.install()
-            head = dumps(("done", len(values), n == len(groups)))
-            channel.send(head, encode_done(values, seconds, raised))
+        head = dumps(("done", len(values), n == len(groups)))
+        channel.send(head, encode_done(values, seconds, raised))
+
+
+def _set_authkey(mp_process: ModuleType, authkey: bytes) -> None:
+    mp_process.current_process().authkey = authkey
 
 
 def main(argv: list[str]) -> None:
