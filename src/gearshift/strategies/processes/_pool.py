@@ -22,7 +22,6 @@ import pickle
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -181,8 +180,7 @@ class _Dispatcher(Losses):
         if broken is not None:
             return False
         if cancel:
-            fail([p for p in self.queue if not p.job.started], None)
-            self.queue = deque(p for p in self.queue if p.job.started)
+            self.cancel_queued_calls()
         self._dispatch()
         if closing and not self.queue and not any(w.pieces for w in self.workers):
             return False

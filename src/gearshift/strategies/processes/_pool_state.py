@@ -33,7 +33,7 @@ from gearshift.errors import (
     chained,
     remote_error,
 )
-from gearshift.strategies.processes._handles import Call, Job, Piece, WorkerHandle
+from gearshift.strategies.processes._handles import Call, Job, Piece, WorkerHandle, fail
 from gearshift.strategies.processes._pickling import dumps
 from gearshift.strategies.processes.worker import FN_CACHE_SIZE, STOP
 
@@ -103,6 +103,21 @@ class PoolState:
                 self.queue.popleft()
             self.unpicklable(piece, exc)
             return False
+
+    def cancel_queued_calls(self) -> None:
+        """shutdown(cancel_futures=True), once: cancel what is queued, except the calls free
+        workers take now, as the standard pool runs those already in its call queue."""
+        with self.lock:
+            self.cancel_queued = False
+        free = self.max_workers - sum(1 for worker in self.workers if worker.pieces)
+        kept: deque[Piece] = deque()
+        for piece in self.queue:
+            if piece.job.started or (free > 0 and not piece.job.future.done()):
+                free -= not piece.job.started
+                kept.append(piece)
+            else:
+                fail([piece], None)
+        self.queue = kept
 
     def break_pool(self, error: BaseException) -> None:
         """Nothing can run any more: every pending future gets `error`, later submits raise it."""
