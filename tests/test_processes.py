@@ -14,6 +14,7 @@ import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -301,6 +302,24 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path: Path, method: str) -> 
 
 def exit_at_once() -> None:
     os._exit(3)
+
+
+def wait_forever() -> None:
+    threading.Event().wait()
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_an_initializer_that_hangs_fails_the_pool_instead_of_hanging_it(
+    method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_losses, "START_SECONDS", 2.0)  # read by this process's dispatcher
+    strategy = gearshift.Processes(2, start_method=method)
+    with pytest.raises(WorkerStartFailed, match="not ready 2 s after it started") as info:
+        gearshift.map(abs, range(10), strategy=strategy, initializer=wait_forever)
+    assert "initializer has not returned" in str(info.value)
+    pool = gearshift.Executor(1, strategy=strategy, initializer=wait_forever)
+    with pool, pytest.raises(BrokenProcessPool, match="not ready"):
+        pool.submit(abs, -1).result(timeout=60)
 
 
 @pytest.mark.parametrize("method", START_METHODS)

@@ -12,6 +12,7 @@ import multiprocessing.process
 import os
 import pickle
 import sys
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -88,6 +89,7 @@ class WorkerHandle:
     proc: Proc
     conn: Connection
     budget: int | None  # items it may still run (max_tasks_per_child); at 0 it retires
+    started: float = field(default_factory=time.monotonic)  # when it was started
     ready: bool = False  # started and initialized: from now on its items' deadlines run
     pieces: deque[Piece] = field(default_factory=deque)
     fn_keys: dict[int, None] = field(default_factory=dict)

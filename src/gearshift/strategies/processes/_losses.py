@@ -22,6 +22,10 @@ from gearshift.strategies.processes._pool_state import PoolState
 # How long a worker may take to load a function new to it (importing its module: torch, pandas)
 # before its first item's task_timeout starts; past this, that item gets TaskTimeout anyway.
 LOAD_SECONDS = 60.0
+# How long a new worker may take to be ready (start, run the pool's initializer, which may load
+# a model) before it is killed and the pool fails with WorkerStartFailed: an initializer that
+# hangs must not hang the pool. Generous, as a slow initializer has no other way to say so.
+START_SECONDS = 300.0
 _SIZE, _BIG = struct.Struct("!i"), struct.Struct("!Q")  # multiprocessing.connection's framing
 
 
@@ -46,6 +50,9 @@ class Losses(PoolState):
             deadline = self.deadline(worker)
             if deadline is not None and now >= deadline:
                 self.lose(worker, worker.pieces[0].job.task_timeout)
+            elif not worker.ready and now >= worker.started + START_SECONDS:
+                self.break_pool(self._never_ready(worker))  # the error the pool fails with
+                self.lose(worker, None)
 
     def lose(self, worker: WorkerHandle, timeout: float | None) -> None:
         """A worker died (or overran `timeout`): blame the running item, requeue the rest."""
@@ -107,6 +114,18 @@ class Losses(PoolState):
             f"an environment in which {sys.executable} cannot start (PYTHONHOME, PYTHONPATH, "
             "the env given to the pool), or no memory or processes left. Check that "
             f"`{sys.executable} -c 'import cloudpickle'` works, and try strategy='threads'."
+        )
+
+    def _never_ready(self, worker: WorkerHandle) -> WorkerStartFailed:
+        why = (
+            "its initializer has not returned: does it wait for something that never comes (a "
+            "lock, a server, input())? Run it alone to see where it blocks"
+            if self.initializer is not None
+            else "the machine may be out of memory or processes, or far overloaded"
+        )
+        return WorkerStartFailed(
+            f"a worker process (pid {worker.proc.pid}) was not ready {START_SECONDS:g} s after "
+            f"it started, so it was killed and the pool stopped: {why}."
         )
 
     def reap(self, worker: WorkerHandle) -> None:
