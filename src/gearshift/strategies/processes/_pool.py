@@ -39,6 +39,7 @@ from gearshift.strategies.processes._handles import (
 )
 from gearshift.strategies.processes._launch import default_start_method
 from gearshift.strategies.processes._losses import Losses
+from gearshift.strategies.processes._pool_state import PICKLE_HINT
 from gearshift.strategies.processes.worker import FN_CACHE_SIZE, STOP
 from gearshift.values import ChunkResult, Statistics
 
@@ -115,8 +116,7 @@ class _Dispatcher(Losses):
             if first_index is not None:
                 raise  # map turns this into a UsageError that names fn
             error = PicklingFailed(f"the call {fn!r} could not be pickled for a worker process")
-            hint = ": pass data that pickle can carry, or use strategy='threads'"
-            future.set_exception(chained(error, exc, hint))  # as ProcessPoolExecutor does
+            future.set_exception(chained(error, exc, PICKLE_HINT))  # as ProcessPoolExecutor does
             return future
         with self.lock:
             if self.broken is not None:

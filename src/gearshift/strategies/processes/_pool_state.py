@@ -38,7 +38,7 @@ from gearshift.strategies.processes._pickling import dumps
 from gearshift.strategies.processes.worker import FN_CACHE_SIZE, STOP
 
 _UNPICKLE_HINT = ": can every module it needs be imported there (same sys.path, same packages)?"
-_PICKLE_HINT = ": pass data that pickle can carry, or use strategy='threads'"
+PICKLE_HINT = ": pass data that pickle can carry, or use strategy='threads'"
 
 
 class PoolState:
@@ -262,7 +262,7 @@ class PoolState:
                 cloudpickle.dumps(job.items[pos])
             except Exception as item_exc:
                 error = PicklingFailed("the item could not be pickled")
-                self.finish(job, pos, None, 0.0, chained(error, item_exc, _PICKLE_HINT))
+                self.finish(job, pos, None, 0.0, chained(error, item_exc, PICKLE_HINT))
             else:
                 self.queue.appendleft(Piece(job, pos, pos + 1, isolated=True))
 
