@@ -97,6 +97,15 @@ class Losses(PoolState):
             requeue[:0] = [Piece(job, p, p + 1, isolated=True) for p in range(pos, running.stop)]
         self.queue.extendleft(reversed(requeue))
 
+    def unsent(self, worker: WorkerHandle, piece: Piece) -> None:
+        """Sending `piece` failed: the worker is gone and never got it whole, so it goes back
+        to the queue, unblamed; the worker is lost as any dead one is."""
+        worker.pieces.remove(piece)
+        if worker.budget is not None:
+            worker.budget += piece.stop - piece.start
+        self.queue.appendleft(piece)
+        self.lose(worker, None)
+
     def drain(self, worker: WorkerHandle) -> None:
         """Handle every whole message left in a dead worker's socket, before anyone is blamed:
         results it sent before it died are results, not deaths."""

@@ -279,12 +279,8 @@ class _Dispatcher(Losses):
             worker.conn.send_bytes(
                 pickle.dumps(("run", job.fn_key, fn_bytes, piece.blob, piece.exact))
             )
-        except OSError:  # the worker is gone and never got this piece whole: not its to blame
-            worker.pieces.pop()
-            if worker.budget is not None:
-                worker.budget += piece.stop - piece.start
-            self.queue.appendleft(piece)
-            self.lose(worker, None)
+        except OSError:
+            self.unsent(worker, piece)
 
     def _stop_all(self) -> None:
         """Ask every worker to exit, give them all one grace period together, kill the rest."""
