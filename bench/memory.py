@@ -15,7 +15,7 @@ result, ~1 µs: a realistic sink), where an eager pool keeps reading input while
 
 (3) Workers that keep 20 MiB per item, as a leak would: each worker's peak RSS without a limit
 and with max_memory_per_child, and what the check costs a worker per item: its RSS read alone,
-and its per-item loop (`worker.run_capped`) over the plain one (`worker.run_items`).
+and its per-item loop (`_capped.run_capped`) over the plain one (`worker.run_items`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ import _workloads
 import psutil
 
 import gearshift
-from gearshift.strategies.processes.worker import rss_reader, run_capped, run_items
+from gearshift.strategies.processes._capped import rss_reader, run_capped
+from gearshift.strategies.processes.worker import run_items
 
 WORKERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 PEER_CHUNKSIZE = 1_000

@@ -26,7 +26,7 @@ from _growing import MiB, grow, grow_1_mib, keep_mapped, record_runs_in, runs
 from _namespaces import run_without_dev_shm
 from gearshift import UsageError, WorkerDied
 from gearshift.machine import CGROUP_ROOT, cgroup_paths, oom_kill_counter, oom_kills
-from gearshift.strategies.processes.worker import rss_reader, run_capped
+from gearshift.strategies.processes._capped import rss_reader, run_capped
 from gearshift.units import parse_size
 
 START_METHODS = gearshift.strategies.processes.START_METHODS

@@ -103,5 +103,5 @@ def test_without_grow_to_the_width_is_fixed() -> None:
 
 
 def test_grow_to_is_checked() -> None:
-    with pytest.raises(gearshift.UsageError, match="grow_to must be a whole number >= 1"):
+    with pytest.raises(gearshift.UsageError, match="grow_to must be greater than 0"):
         gearshift.Threads(2, grow_to=0)

@@ -31,7 +31,8 @@ def check_workers(max_workers: object, argument: str = "max_workers") -> int | N
         return None
     if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
         raise UsageError(
-            f"{argument} must be a whole number >= 1 or None (the default), got {max_workers!r}"
+            f"{argument} must be greater than 0: a whole number >= 1, or None (the default), "
+            f"got {max_workers!r}"
         )
     return max_workers
 

@@ -1,8 +1,7 @@
-"""How a process worker forwards its log records to the pool (standard library only).
+"""What a process worker sets up when a task first imports a module: log forwarding once it
+imports `logging` (an import hook waits for it, so workers never pay for logging they do not use).
 
-Loaded by file path beside `worker.py` (see `worker._beside`), as that file is: a worker imports
-neither gearshift nor logging until a task does. `Logs.install` hooks the import of logging, so
-forwarding starts the moment a task's code imports it.
+Loaded by file path by `worker`, as `worker` itself is, so it imports no part of gearshift.
 """
 
 from __future__ import annotations
@@ -28,13 +27,8 @@ class Logs:
         self.send, self.levels, self.on = send, levels, False
 
     def install(self) -> None:
-        if self.on:
-            return
-        if "logging" not in sys.modules:
-            if not any(isinstance(f, _AfterImport) for f in sys.meta_path):
-                sys.meta_path.insert(0, _AfterImport("logging", self._forward))
-            return
-        self._forward(sys.modules["logging"])
+        if not self.on:
+            after_import("logging", self._forward)
 
     def _forward(self, logging: ModuleType) -> None:
         if self.on:
@@ -56,6 +50,14 @@ class Logs:
         logging.getLogger().handlers = [Forward()]
         for name, level in self.levels.items():
             logging.getLogger(name or None).setLevel(level)
+
+
+def after_import(name: str, then: Callable[[ModuleType], None]) -> None:
+    """`then(module)` now if `name` is imported, else right after its first import."""
+    if name in sys.modules:
+        then(sys.modules[name])
+    elif not any(getattr(finder, "name", None) == name for finder in sys.meta_path):
+        sys.meta_path.insert(0, _AfterImport(name, then))
 
 
 class _AfterImport:
