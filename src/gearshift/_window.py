@@ -292,8 +292,9 @@ def _task_error(error: BaseException, index: int, item: Any, attempts: int) -> T
     if isinstance(error, TaskError):
         task_error = error
     else:
+        notes = "".join(f"\n{note}" for note in getattr(error, "__notes__", ()))
         task_error = TaskFailed(
-            f"item {index} ({short_repr(item)}) raised {type(error).__name__}: {error}",
+            f"item {index} ({short_repr(item)}) raised {type(error).__name__}: {error}{notes}",
             index=index,
             item=short_repr(item),
         )
