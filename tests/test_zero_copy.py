@@ -195,3 +195,30 @@ def test_buffers_travel_in_the_frame_where_no_memfd_can_be_made(
     finally:
         home.close()
         worker.close()
+
+
+def test_a_dead_writers_whole_messages_are_read_with_their_memfds_and_a_cut_one_dropped() -> None:
+    """What `_losses.drain` reads before it blames anyone: every whole frame a dead worker left,
+    its memfd mapped, and nothing of a frame it was cut off writing (its descriptor closed)."""
+    home, worker = pair(Spares(2))
+    fds_before = len(os.listdir("/proc/self/fd"))
+    try:
+        for seed in (1, 2):
+            data, buffers = split(_pickling.dumps, big(1, seed=seed), MB)
+            worker.send(b"head", data, buffers)  # a result: a memfd the worker made
+        cut = _channel._HEADER.pack(1000, 4, 996, 1, 0)  # says 1000 bytes follow, 10 do
+        fd = os.memfd_create("gearshift-cut")
+        passed = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _channel._FD.pack(fd))]
+        worker.sock.sendmsg([cut, b"x" * 10], passed)
+        os.close(fd)  # the frame's copy is in flight
+        worker.close()  # the worker died
+        left = home.read_left()
+        assert [bytes(head) for head, *_ in left] == [b"head", b"head"]
+        got = [pickle.loads(body, buffers=views)[0] for _, body, views, _ in left]
+        assert all(np.array_equal(g, big(1, seed=s)[0]) for g, s in zip(got, (1, 2), strict=True))
+        assert got[0].flags.writeable  # results at home: copy-on-write
+        del left, got
+    finally:
+        home.close()
+    assert len(os.listdir("/proc/self/fd")) == fds_before - 2  # the sockets; no memfd left
+    assert memfds_mapped() == 0

@@ -141,6 +141,44 @@ def test_a_lost_worker_or_an_interrupt_leaves_nothing_behind(how: str, tmp_path:
     assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
 
 
+def double_or_die(a: np.ndarray) -> np.ndarray:
+    if a[0] == 2.0:
+        os._exit(3)  # right after item 1's big result left: drained from the socket, or read
+    return a * 2
+
+
+@pytest.mark.parametrize("chunksize", [1, 3])
+def test_big_results_a_dead_worker_left_are_results_and_nothing_leaks(chunksize: int) -> None:
+    data = arrays(6)
+    pool = gearshift.Processes(1)
+    gearshift.map(double, data[:1], strategy=pool)
+    fds, before = settled()
+    got = gearshift.map(
+        double_or_die,
+        data,
+        strategy=pool,
+        chunksize=chunksize,
+        task_timeout=60.0,
+        return_exceptions=True,
+    )  # task_timeout: results per item, so the one before the death was sent
+    assert isinstance(got[2], WorkerDied)
+    assert [float(g[0]) for i, g in enumerate(got) if i != 2] == [0.0, 2.0, 6.0, 8.0, 10.0]
+    del got
+    assert settled()[0] == fds and memfds() == 0
+    assert rss() - before < SLACK
+
+
+def test_a_worker_over_max_memory_per_child_leaves_nothing_behind() -> None:
+    data = arrays(6)
+    pool = gearshift.Processes(1, max_memory_per_child="2MiB")  # over after every item
+    gearshift.map(touch, data[:1], strategy=pool)
+    fds, before = settled()
+    got = gearshift.map(touch, data, strategy=pool, chunksize=3)
+    assert got == [float(a.sum()) for a in data]
+    assert settled()[0] == fds and memfds() == 0
+    assert rss() - before < SLACK
+
+
 def test_an_idle_pool_and_its_workers_keep_no_memfd_mapping_or_memory() -> None:
     with gearshift.Executor(1, strategy="processes") as ex:
         ex.submit(touch, np.zeros(10)).result(timeout=60)  # numpy imported
