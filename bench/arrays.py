@@ -16,11 +16,14 @@ against the arrays' size (1.00x: the arrays alone), sampled in untimed passes: o
 np.sqrt makes an array-sized temporary in each running task, and on a.sum(), which makes none
 (what shipping alone costs).
 --threshold: the zero_copy_bytes sweep the default was tuned by (per-item trip, on vs off).
+--copies: what one 100 MB buffer costs to put into a memfd and to read from it, each way the
+pool could (_channel.write, _received.attach chose by it).
 """
 
 from __future__ import annotations
 
 import argparse
+import mmap
 import os
 import statistics
 import sys
@@ -205,17 +208,79 @@ def threshold_sweep() -> None:
         socket.close()
 
 
+def copies(size: int = 100 * MB) -> None:
+    """Milliseconds (median of 7) to fill a memfd with an array, and to read it back mapped."""
+    a = np.random.default_rng(0).random(size // 8)
+    raw = memoryview(a).cast("B")
+    populate = mmap.MAP_SHARED | mmap.MAP_POPULATE
+
+    def fill(fd: int) -> None:
+        done = 0
+        while done < size:
+            done += os.pwrite(fd, raw[done:], done)
+
+    def new(map_flags: int | None) -> None:
+        fd = os.memfd_create("bench")
+        os.ftruncate(fd, size)
+        if map_flags is None:
+            fill(fd)
+        else:
+            with mmap.mmap(fd, size, map_flags) as area:
+                area[:] = raw
+        os.close(fd)
+
+    fd = os.memfd_create("bench")
+    os.ftruncate(fd, size)
+    fill(fd)
+    kept = mmap.mmap(fd, size, mmap.MAP_SHARED)
+    kept[:] = raw
+    view = np.frombuffer(mmap.mmap(fd, size, mmap.MAP_SHARED, prot=mmap.PROT_READ))
+
+    def remap(map_flags: int) -> None:
+        with mmap.mmap(fd, size, map_flags) as area:
+            area[:] = raw
+
+    def read(map_flags: int) -> None:
+        area = mmap.mmap(fd, size, map_flags, prot=mmap.PROT_READ)
+        _workloads.sqrt_sum(np.frombuffer(area))
+
+    cases: dict[str, Callable[[], object]] = {
+        "new memfd: pwrite": lambda: new(None),
+        "new memfd: mmap + copy": lambda: new(mmap.MAP_SHARED),
+        "refill: pwrite": lambda: fill(fd),
+        "refill: new mapping + copy": lambda: remap(mmap.MAP_SHARED),
+        "refill: new mapping, MAP_POPULATE, + copy": lambda: remap(populate),
+        "refill: through a mapping kept": lambda: kept.__setitem__(slice(None), raw),
+        "sqrt-sum, new mapping": lambda: read(mmap.MAP_SHARED),
+        "sqrt-sum, new mapping, MAP_POPULATE": lambda: read(populate),
+        "sqrt-sum, a mapping kept": lambda: _workloads.sqrt_sum(view),
+        "sqrt-sum, private memory": lambda: _workloads.sqrt_sum(a),
+    }
+    print(f"\n{size // MB} MB into and out of a memfd, ms (median of 7):")
+    for name, case in cases.items():
+        runs = []
+        for _ in range(7):
+            start = time.perf_counter()
+            case()
+            runs.append(time.perf_counter() - start)
+        print(f"  {name:<44}{statistics.median(runs) * 1000:>7.1f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--arrays", type=int, default=8)
     parser.add_argument("--mb", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threshold", action="store_true", help="the zero_copy_bytes sweep")
+    parser.add_argument("--copies", action="store_true", help="a memfd's copies, each way")
     args = parser.parse_args()
     _workloads.compile_gearshift()
     print(f"{_workloads.machine()}; {WORKERS} workers; {time.strftime('%Y-%m-%d %H:%M')}")
     if args.threshold:
         threshold_sweep()
+        return 0
+    if args.copies:
+        copies()
         return 0
     rng = np.random.default_rng(0)
     arrays = [rng.random(args.mb * MB // 8) for _ in range(args.arrays)]

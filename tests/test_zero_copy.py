@@ -162,7 +162,8 @@ def test_a_worker_gives_an_input_memfd_back_once_nothing_maps_it() -> None:
             assert bytes(home.recv()[0]) == b"reply"
             assert len(spares.files) == (0 if keep else 1)  # a mapping in use is not reused
             assert len(kept.areas) == (0 if keep else 1)
-            assert all(spare.area is not None for spare in spares.files)  # the pool's, kept
+            if len(areas) == 2:  # written new with pwrite, then refilled through a mapping kept
+                assert spares.files[0].area is not None
             del held
         assert areas[1] == areas[0]  # refilled, and read through the mapping kept: no faults
         assert not home.out  # every memfd sent came back or was let go

@@ -45,6 +45,7 @@ _HEADER, _SPAN, _FD = Struct("!QIQIB"), Struct("!QQ"), Struct("i")
 INLINE, ENDS_LEASE, GIVES_BACK = 1, 2, 4  # header flags
 ALIGN = 64  # each buffer starts at a multiple of this: aligned for any numpy dtype
 MAX_FDS = 8  # descriptors one frame may carry
+POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux: map every page now, not a fault each
 
 
 class Spare:
@@ -70,12 +71,15 @@ def write(
     buffers: Sequence[PickleBuffer], name: str, spare: Spare | None, mapped: bool
 ) -> tuple[Spare, list[tuple[int, int]]]:
     """A memfd (`spare`, refilled, or a new one) holding `buffers`, and their spans. `mapped`:
-    copy through a mapping kept with it (the pool refills it so), else with pwrite."""
+    refill a spare through a mapping kept with it, made the first time (the pool does; a copy
+    into mapped pages costs half a pwrite), else pwrite, which fills new pages fastest (a
+    fresh mapping's page faults cost more than the copy). Timed by bench/arrays.py --copies."""
     spans, end = [], 0
     for buffer in buffers:
         start = -(-end // ALIGN) * ALIGN
         spans.append((start, memoryview(buffer).nbytes))
         end = start + spans[-1][1]
+    new = spare is None
     spare = Spare(os.memfd_create(name, os.MFD_CLOEXEC)) if spare is None else spare
     try:
         if spare.size != end:  # a spare shrinks (freeing pages) or grows to fit
@@ -84,8 +88,8 @@ def write(
                 spare.area = None
             os.ftruncate(spare.fd, end)
             spare.size = end
-        if mapped and spare.area is None:
-            spare.area = mmap.mmap(spare.fd, end, mmap.MAP_SHARED)
+        if mapped and spare.area is None and not new:  # its pages exist: map them all at once
+            spare.area = mmap.mmap(spare.fd, end, mmap.MAP_SHARED | POPULATE)
         for (start, size), buffer in zip(spans, buffers, strict=True):
             with buffer.raw() as raw:
                 if spare.area is not None:
