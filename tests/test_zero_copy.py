@@ -149,6 +149,7 @@ def test_a_worker_gives_an_input_memfd_back_once_nothing_maps_it() -> None:
         for keep in (False, False, True):
             data, buffers = split(_pickling.dumps, big(1, seed=len(areas)), MB)
             home.send(data, b"", buffers)
+            sent = home.out[-1]  # the pool keeps the memfd's record until it comes back
             payload, _, views, lease = worker.recv()
             assert views is not None and lease is not None and views[0].readonly
             areas.append(id(views[0].obj))  # no reference: it would count as a use
@@ -161,6 +162,7 @@ def test_a_worker_gives_an_input_memfd_back_once_nothing_maps_it() -> None:
             worker.send(b"reply", lease=lease)
             assert bytes(home.recv()[0]) == b"reply"
             assert len(spares.files) == (0 if keep else 1)  # a mapping in use is not reused
+            assert spares.files == ([] if keep else [sent])  # paired with what was sent
             assert len(kept.areas) == (0 if keep else 1)
             if len(areas) == 2:  # written new with pwrite, then refilled through a mapping kept
                 assert spares.files[0].area is not None

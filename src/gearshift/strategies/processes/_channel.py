@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from gearshift.strategies.processes._received import Lease, Message, Receiver
 
     class Refills(Protocol):  # the pool's memfds to refill (`_handles.Spares`)
-        def take(self) -> Spare | None: ...
+        def take(self, mapped: list[int]) -> Spare | None: ...
         def give(self, spare: Spare) -> None: ...
 
 
@@ -46,6 +46,7 @@ INLINE, ENDS_LEASE, GIVES_BACK = 1, 2, 4  # header flags
 ALIGN = 64  # each buffer starts at a multiple of this: aligned for any numpy dtype
 MAX_FDS = 8  # descriptors one frame may carry
 POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux: map every page now, not a fault each
+KEPT = 2  # mappings a worker keeps (`_received.KEEP`): the pool refills those files first
 
 
 class Spare:
@@ -119,6 +120,7 @@ class Channel:
         self.lock = threading.Lock()
         self._fds: list[int] = []
         self.out: list[Spare] = []  # the pool's memfds a worker holds, in the order sent
+        self.there: list[int] = []  # the inodes of the last memfds sent, which it maps still
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -142,7 +144,7 @@ class Channel:
         try:
             if buffers:
                 try:
-                    spare = self.spares.take() if self.spares is not None else None
+                    spare = None if self.spares is None else self.spares.take(self.there)
                     sent, where = write(buffers, self.name, spare, self.spares is not None)
                     fds.append(sent.fd)
                     spans = b"".join(_SPAN.pack(*span) for span in where)
@@ -163,8 +165,9 @@ class Channel:
             header = _HEADER.pack(size, len(head), len(body), count, flags)
             with self.lock:
                 _send_all(self.sock, [header, start, *parts, head, body], fds)
-                if sent is not None and sent.area is not None:  # the pool's: refilled later
-                    self.out.append(sent)
+                if sent is not None and self.spares is not None:  # the pool's: refilled later
+                    self.out.append(sent)  # the worker keeps its last KEPT mappings: refill those
+                    self.there = [*self.there[1 - KEPT :], sent.inode]
         finally:
             for fd in fds:
                 os.close(fd)

@@ -192,7 +192,11 @@ class Spares:
         self.files: list[Spare] = []
         self.busy = 0.0  # when the pool last had work
 
-    def take(self) -> Spare | None:
+    def take(self, mapped: list[int]) -> Spare | None:
+        """A spare, one whose inode is in `mapped` (the worker maps it still) if any."""
+        for at, spare in enumerate(self.files):
+            if spare.inode in mapped:
+                return self.files.pop(at)
         return self.files.pop() if self.files else None
 
     def give(self, spare: Spare) -> None:

@@ -75,10 +75,9 @@ class Home:
     """The pool's side: results mapped copy-on-write, never given back."""
 
     def map(self, fd: int, size: int) -> mmap.mmap | bytearray:
-        try:
-            return attach(fd, size, True)
-        finally:
-            os.close(fd)
+        area = attach(fd, size, True)
+        os.close(fd)  # the mapping keeps the file
+        return area
 
     def views(self, area: object, spans: Sequence[tuple[int, int]]) -> list[memoryview]:
         return views(area, spans, True)
