@@ -20,11 +20,12 @@ Standard library only, cheap to import: a worker loads this file by path (`worke
 
 from __future__ import annotations
 
+import _socket
 import mmap
 import os
 import sys
 import threading
-from _socket import CMSG_SPACE, MSG_CMSG_CLOEXEC, SCM_RIGHTS, SOL_SOCKET, socket
+from _socket import CMSG_SPACE, SCM_RIGHTS, SOL_SOCKET, socket
 from struct import Struct
 
 TYPE_CHECKING = False
@@ -46,6 +47,7 @@ INLINE, ENDS_LEASE, GIVES_BACK = 1, 2, 4  # header flags
 ALIGN = 64  # each buffer starts at a multiple of this: aligned for any numpy dtype
 MAX_FDS = 8  # descriptors one frame may carry
 POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux: map every page now, not a fault each
+CLOEXEC = getattr(_socket, "MSG_CMSG_CLOEXEC", 0)  # Linux: descriptors received close on exec
 KEPT = 2  # mappings a worker keeps (`_received.KEEP`): the pool refills those files first
 
 
@@ -239,9 +241,7 @@ class Channel:
         buf = bytearray(n)
         view, got = memoryview(buf), 0
         while got < n:
-            read, ancillary, _, _ = self.sock.recvmsg_into(
-                [view[got:]], _ANCILLARY, MSG_CMSG_CLOEXEC
-            )
+            read, ancillary, _, _ = self.sock.recvmsg_into([view[got:]], _ANCILLARY, CLOEXEC)
             for level, kind, data in ancillary:
                 if level == SOL_SOCKET and kind == SCM_RIGHTS:
                     usable = len(data) - len(data) % _FD.size

@@ -92,6 +92,7 @@ def trip(obj: Any, threshold: int | None, refilled: bool = True) -> tuple[int, f
     spare = None
     if refilled:  # not timed: a spare the pool refills exists, mapped, its pages allocated
         spare = write(buffers, "gearshift-trip", None, mapped=True)[0]
+        write(buffers, "gearshift-trip", spare, mapped=True)  # maps it
     start = time.thread_time()
     spare, spans = write(buffers, "gearshift-trip", spare, mapped=refilled)
     try:
