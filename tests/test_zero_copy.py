@@ -225,3 +225,35 @@ def test_a_dead_writers_whole_messages_are_read_with_their_memfds_and_a_cut_one_
         home.close()
     assert len(os.listdir("/proc/self/fd")) == fds_before - 2  # the sockets; no memfd left
     assert memfds_mapped() == 0
+
+
+def floats(n: int) -> list[float]:
+    return [float(x) for x in range(n)]
+
+
+def test_a_big_body_without_buffers_comes_home_in_a_memfd(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long list pickles to a big body with no buffer apart: it travels in a memfd too, so
+    the pool's dispatcher reads a small frame instead of waiting for it on the socket."""
+    made = []
+    create = os.memfd_create
+
+    def counted(name: str, flags: int = 0) -> int:
+        made.append(name)
+        return create(name, flags)
+
+    home, worker = pair()
+    worker.big_body = _channel.BIG_BODY
+    try:
+        monkeypatch.setattr(os, "memfd_create", counted)
+        body = pickle.dumps(floats(200_000), protocol=5)  # ~1.8 MB
+        worker.send(b"head", body)
+        worker.send(b"small", b"x")
+        head, got, views, _ = home.recv()
+        assert (bytes(head), bytes(got), views) == (b"head", body, [])
+        assert len(made) == 1
+        assert [bytes(part) for part in home.recv()[:2]] == [b"small", b"x"]
+        assert len(made) == 1
+    finally:
+        home.close()
+        worker.close()
+    assert gearshift.map(floats, [200_000, 3], strategy="processes") == [floats(200_000), [0, 1, 2]]

@@ -12,8 +12,10 @@ using them is freed. No file name, no /dev/shm: a process that dies takes its de
 mappings along, and descriptors in flight go with the socket. A worker ends its lease on an input
 memfd with the run's last reply, giving the descriptor back if nothing maps it any more; leases
 end in the order the runs were sent. The pool refills what comes back through the mapping it
-kept of it (`Spare`): a memory copy into pages that exist (bench/arrays.py). Where no memfd can
-be made, the buffers travel in the frame.
+kept of it (`Spare`): a memory copy into pages that exist (bench/arrays.py). A worker's body of
+BIG_BODY bytes or more (a long list, say) goes in the memfd too, as one more buffer: the pool's
+dispatcher then reads a small frame instead of waiting while a big one trickles through the
+socket. Where no memfd can be made, the buffers travel in the frame.
 
 Standard library only, cheap to import: a worker loads this file by path (`worker.beside`).
 """
@@ -25,13 +27,13 @@ import mmap
 import os
 import sys
 import threading
+from _pickle import PickleBuffer
 from _socket import CMSG_SPACE, SCM_RIGHTS, SOL_SOCKET, socket
 from struct import Struct
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from pickle import PickleBuffer
     from typing import Any, Protocol
 
     from gearshift.strategies.processes._received import Lease, Message, Receiver
@@ -43,7 +45,8 @@ if TYPE_CHECKING:
 
 ZERO_COPY = sys.platform == "linux" and hasattr(os, "memfd_create")
 _HEADER, _SPAN, _FD = Struct("!QIQIB"), Struct("!QQ"), Struct("i")
-INLINE, ENDS_LEASE, GIVES_BACK = 1, 2, 4  # header flags
+INLINE, ENDS_LEASE, GIVES_BACK, BODY_APART = 1, 2, 4, 8  # header flags
+BIG_BODY = 1 << 20  # a worker's body this big goes in the memfd too (its buffers' or its own)
 ALIGN = 64  # each buffer starts at a multiple of this: aligned for any numpy dtype
 MAX_FDS = 8  # descriptors one frame may carry
 POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux: map every page now, not a fault each
@@ -123,6 +126,7 @@ class Channel:
         self._fds: list[int] = []
         self.out: list[Spare] = []  # the pool's memfds a worker holds, in the order sent
         self.there: list[int] = []  # the inodes of the last memfds sent, which it maps still
+        self.big_body: int | None = None  # bodies this big go in a memfd (None: in the frame)
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -143,6 +147,10 @@ class Channel:
         parts: list[Any] = []
         fds: list[int] = []
         spans, flags, sent = b"", 0, None
+        if self.big_body is not None and len(body) >= self.big_body:  # the reader won't wait
+            buffers = [] if buffers is None else buffers
+            buffers.append(PickleBuffer(body))
+            body, flags = b"", BODY_APART
         try:
             if buffers:
                 try:
@@ -202,13 +210,17 @@ class Channel:
         end = spans[-1][0] + spans[-1][1]
         if flags & INLINE:
             at = -(-_SPAN.size * count // ALIGN) * ALIGN
-            return (*message[:2], self.received.views(data[at : at + end], spans), None)
-        try:
-            area = self.received.map(fds[0], end)
-        except BaseException:
-            os.close(fds[0])
-            raise
-        return (*message[:2], self.received.views(area, spans), self.received.lease(fds[0], area))
+            buffers, lease = self.received.views(data[at : at + end], spans), None
+        else:
+            try:
+                area = self.received.map(fds[0], end)
+            except BaseException:
+                os.close(fds[0])
+                raise
+            buffers, lease = self.received.views(area, spans), self.received.lease(fds[0], area)
+        if flags & BODY_APART:
+            return (message[0], buffers.pop(), buffers, lease)
+        return (*message[:2], buffers, lease)
 
     def read_left(self) -> list[Message]:
         """Every whole message left, without blocking: all a dead process wrote is there. A

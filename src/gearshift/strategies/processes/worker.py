@@ -201,7 +201,8 @@ def serve(fd: int) -> None:
     _, sys_path, initializer, log_levels, authkey, max_rss, zero_copy = init
     cap = None if max_rss is None else (beside("_capped.py").rss_reader(), max_rss)
     pack = _whole if zero_copy is None else _apart(zero_copy[0])
-    channel.name = channel.name if zero_copy is None else zero_copy[1]
+    if zero_copy is not None:  # big bodies apart too: the pool's reader never waits on them
+        channel.name, channel.big_body = zero_copy[1], beside("_channel.py").BIG_BODY
     sys.path[:] = sys_path
     # The pool's multiprocessing authkey, so that manager proxies passed to tasks can connect.
     hooks = beside("_hooks.py")
