@@ -12,7 +12,7 @@ strategy="auto" samples the first items and chooses (`gearshift.auto.decide`) be
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import BrokenExecutor, Executor, Future
 from dataclasses import dataclass, field
 from itertools import chain, islice
@@ -49,13 +49,12 @@ class _Chunk:
     """A contiguous slice of the input; `open` counts items without a final outcome yet."""
 
     start: int
-    items: list[Any]
+    items: Sequence[Any]
     values: list[Any] = field(default_factory=list)
     attempts: dict[int, int] = field(default_factory=dict)
     open: int = 0
 
-    def __post_init__(self) -> None:
-        self.values = [None] * len(self.items)
+    def __post_init__(self) -> None:  # `values` is filled in by _absorb: the results' own list
         self.open = len(self.items)
 
 
@@ -93,6 +92,17 @@ class MapIterator(Iterator[Any]):
     def close(self) -> None:
         """Stop early: cancel what is queued, stop the workers."""
         self._gen.close()
+
+    def _collect(self) -> list[Any]:
+        """Every result, as `list(self)`, but a chunk at a time (list.extend, not item by item:
+        ~1 ms less on 200,000 tiny items)."""
+        results: list[Any] | None = None
+        for values in self._gen:
+            if results is None:  # the first chunk's own list, not a copy (nothing else keeps it)
+                results = values if type(values) is list else list(values)
+            else:
+                results += values
+        return [] if results is None else results
 
     @property
     def strategy(self) -> Strategy:
@@ -159,23 +169,23 @@ class MapIterator(Iterator[Any]):
         opts, workers = self._opts, self._strategy.workers
         ramp = self._ramp = self._strategy.ramp(executor)
         # future -> its chunk, the positions it runs, the ramp's epoch and the time it was sent
-        pending: dict[Future[ChunkResult], tuple[_Chunk, list[int], int, float]] = {}
+        pending: dict[Future[ChunkResult], tuple[_Chunk, Sequence[int], int, float]] = {}
         retry: deque[tuple[_Chunk, int]] = deque()
         waiting: deque[_Chunk] = deque()  # ordered mode: chunks not yet yielded, in input order
         completed: SimpleQueue[Future[ChunkResult]] = SimpleQueue()  # cheaper than wait()
 
         def track(
-            future: Future[ChunkResult], chunk: _Chunk, positions: list[int], judged: bool = True
+            future: Future[ChunkResult], chunk: _Chunk, at: Sequence[int], judged: bool = True
         ) -> None:  # judged: its items' times tell the ramp how well its width did
             epoch = ramp.epoch if ramp and judged else -1
-            pending[future] = (chunk, positions, epoch, perf_counter())
+            pending[future] = (chunk, at, epoch, perf_counter())
             future.add_done_callback(completed.put)
 
         next_index, exhausted = 0, False
         if primed is not None:  # auto's sample: its results enter as a chunk (long items running)
             chunk, measured = primed
             next_index = len(chunk.items)
-            track(measured, chunk, list(range(next_index)), judged=False)
+            track(measured, chunk, range(next_index), judged=False)
             if opts.ordered:
                 waiting.append(chunk)
         while True:
@@ -195,7 +205,7 @@ class MapIterator(Iterator[Any]):
                     break
                 chunk = _Chunk(next_index, batch)
                 next_index += len(batch)
-                positions = list(range(len(batch)))
+                positions: Sequence[int] = range(len(batch))  # a range: no per-item cost
                 track(self._submit(executor, chunk, positions), chunk, positions)
                 if opts.ordered:
                     waiting.append(chunk)
@@ -218,7 +228,7 @@ class MapIterator(Iterator[Any]):
                     yield [chunk.values[pos] for pos in finals]
 
     def _submit(
-        self, executor: Executor, chunk: _Chunk, positions: list[int]
+        self, executor: Executor, chunk: _Chunk, positions: Sequence[int]
     ) -> Future[ChunkResult]:
         items = (
             chunk.items
@@ -246,10 +256,10 @@ class MapIterator(Iterator[Any]):
     def _absorb(
         self,
         chunk: _Chunk,
-        positions: list[int],
+        positions: Sequence[int],
         future: Future[ChunkResult],
         retry: deque[tuple[_Chunk, int]],
-    ) -> list[int]:
+    ) -> Sequence[int]:
         """Take a finished chunk's results; returns the positions whose outcome is now final."""
         try:
             result = future.result()
@@ -264,6 +274,8 @@ class MapIterator(Iterator[Any]):
             self._counts["tasks_done"] += len(positions)
             return positions
         finals = []
+        if len(chunk.values) != len(chunk.items):  # the first results with errors or retries
+            chunk.values = [None] * len(chunk.items)
         for offset, pos in enumerate(positions):
             error = result.errors.get(offset)
             if error is None:

@@ -36,23 +36,22 @@ def map(
     initargs: tuple[Any, ...] = (),
 ) -> list[Any]:
     """`[fn(x) for x in items]`, run by `strategy`; see `imap` for every option."""
-    return list(
-        imap(
-            fn,
-            items,
-            strategy=strategy,
-            max_workers=max_workers,
-            chunksize=chunksize,
-            ordered=ordered,
-            task_timeout=task_timeout,
-            retries=retries,
-            retry_on=retry_on,
-            return_exceptions=return_exceptions,
-            progress=progress,
-            initializer=initializer,
-            initargs=initargs,
-        )
+    it = imap(
+        fn,
+        items,
+        strategy=strategy,
+        max_workers=max_workers,
+        chunksize=chunksize,
+        ordered=ordered,
+        task_timeout=task_timeout,
+        retries=retries,
+        retry_on=retry_on,
+        return_exceptions=return_exceptions,
+        progress=progress,
+        initializer=initializer,
+        initargs=initargs,
     )
+    return it._collect()  # a chunk at a time, not item by item
 
 
 def imap(
