@@ -153,9 +153,10 @@ def test_long_items_are_measured_while_they_run() -> None:
 def test_long_gil_bound_items_are_told_from_gil_free_ones_while_they_run() -> None:
     sample = profile_sample(spin_long, iter([3_000_000] * 4), until=lambda _: True)
     assert sample.profile.cpu_share > 0.6, str(sample.profile)
-    speedup = sample.profile.thread_speedup
-    assert speedup is not None and speedup < SCALES_ON_THREADS, str(sample.profile)
-    assert len(sample.result.values) == len(sample.items) >= 2
+    assert sample.profile.holds_gil, str(sample.profile)  # the canary, beside the first item
+    speedup = sample.profile.thread_speedup  # so no second item shared the GIL with it
+    assert speedup is None or speedup < SCALES_ON_THREADS, str(sample.profile)
+    assert len(sample.result.values) == len(sample.items) >= 1
 
 
 def test_a_long_waiting_first_item_does_not_make_cpu_work_look_waiting() -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any
 
 from gearshift import strategies
+from gearshift.auto._batch import cores as machine_cores
 from gearshift.auto._chooser import WAITING_BOUND_SHARE, Choice, choose
 from gearshift.auto._profiler import Profile, profile_sample
 from gearshift.errors import ProfileError, UsageError
@@ -50,7 +51,7 @@ class Decision:
 
     strategy: Strategy
     choice: Choice
-    items: list[Any] = field(default_factory=list)
+    items: Sequence[Any] = field(default_factory=list)
     result: Future[ChunkResult] | None = None  # long items may still be running (_watch.py)
     remaining: int | None = None
 
@@ -68,23 +69,33 @@ def decide(
     Without `in_process_sample` (the work needs an initializer or a task timeout, which the
     in-process sample cannot honour) nothing is sampled and the work goes to processes.
     """
-    cores = available_cores()
+    cores = machine_cores()
     if total == 0:
         return _build(auto, Choice("serial", 1, 1, 1.0, "no items: nothing to run"), cores)
     if not in_process_sample:
         why = "an initializer or task_timeout is set: processes honour both without a sample"
         return _build(auto, Choice("processes", cores, 1, float("nan"), why), cores)
 
+    def left(prof: Profile) -> int | None:
+        return None if total is None else total - prof.items_sampled
+
     def settled(prof: Profile) -> bool:
         """Long CPU-bound items still running look shorter than they are: while the choice is
         serial, what more of their time shows may still make processes pay for their start."""
-        left = None if total is None else total - prof.items_sampled
-        if prof.cpu_share < WAITING_BOUND_SHARE or (left is not None and left <= 1):
+        rest = left(prof)
+        if prof.cpu_share < WAITING_BOUND_SHARE or (rest is not None and rest <= 1):
             return True
-        return choose(prof, remaining=left).strategy != "serial"
+        return choose(prof, remaining=rest).strategy != "serial"
 
     try:
-        sample = profile_sample(fn, items, total=total, max_threads=auto.max_workers, until=settled)
+        sample = profile_sample(
+            fn,
+            items,
+            total=total,
+            max_threads=auto.max_workers,
+            until=settled,
+            choose=lambda prof: choose(prof, remaining=left(prof)).strategy,
+        )
     except ProfileError:  # the input was empty
         return _build(auto, Choice("serial", 1, 1, 1.0, "no items: nothing to run"), cores)
     remaining = None if total is None else total - len(sample.items)
@@ -95,16 +106,14 @@ def decide(
 
 def _build(auto: Auto, choice: Choice, cores: int) -> Decision:
     """The strategy `choice` names, as wide as it says (within `auto.max_workers`), configured."""
-    from gearshift.strategies import Processes, Threads  # the pool loads only when chosen
-
     cap = auto.max_workers or choice.max_workers
     width = max(1, min(choice.max_workers, cap))
     strategy: Strategy
-    if choice.strategy == "processes":
+    if choice.strategy == "processes":  # the pool (~0.1 s of imports) loads only when chosen
         blas = max(1, cores // width) if auto.limit_blas_threads else None
-        strategy = Processes(width, blas_threads=blas)
+        strategy = strategies.Processes(width, blas_threads=blas)
     elif choice.strategy == "threads" and choice.grow_to:
-        strategy = Threads(width, grow_to=min(choice.grow_to, cap))
+        strategy = strategies.Threads(width, grow_to=min(choice.grow_to, cap))
     else:
         strategy = strategies.resolve(choice.strategy, width)
     return Decision(strategy, choice)

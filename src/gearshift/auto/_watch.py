@@ -7,10 +7,12 @@ would cost a whole item's time (5 downloads of 0.4 s: 0.4 s lost on a run of 0.4
 thread's CPU clock decides now:
   - it spent under WAVE_BELOW_SHARE of its time on CPU: a second item starts beside it, and
     if that one also waits (SECOND_SECONDS or to its end), the items are waiting-bound;
-  - else CPU-bound: a second item starts on a second thread, and for WINDOW_SECONDS (twice that
-    when the reading is unclear) the threads' CPU clocks say whether CPU work runs in parallel
-    here: SCALING_THREADS CPU-seconds per second (GIL-free), or one (the GIL). A thread whose
-    item ends gives its place to the next item.
+  - else CPU-bound: this thread becomes a canary (_canary.py) for up to CANARY_SECONDS: if the
+    item holds the GIL, the sample ends here (the run, in processes, starts beside it; two items
+    on threads would share the GIL and be the slow part). Otherwise a second item starts on a
+    second thread, and for WINDOW_SECONDS (twice that when the reading is unclear) the threads'
+    CPU clocks say whether CPU work runs in parallel here: SCALING_THREADS CPU-seconds per
+    second (GIL-free), or one. A thread whose item ends gives its place to the next item.
 The items still running are handed over with the choice (`Watch.outcome`), never run again.
 Per-thread CPU clocks need `time.pthread_getcpuclockid` (Linux, BSD); elsewhere the first item
 runs to its end in the calling thread, as the others do.
@@ -20,22 +22,23 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from gearshift.auto._sampling import (
-    CLEAR_ABOVE,
-    CLEAR_BELOW,
+from gearshift.auto._batch import (
     END,
     SCALING_THREADS,
     WAVE_BELOW_SHARE,
+    Batch,
     Limits,
     Phases,
     Record,
-    timed,
 )
-from gearshift.machine import Mark, runqueue_seconds
+from gearshift.auto._canary import Canary, Queued
+from gearshift.auto._onthreads import CLEAR_ABOVE, CLEAR_BELOW
+from gearshift.auto._take import Taker
+from gearshift.machine import Mark
 from gearshift.values import ChunkResult
 
 WATCHABLE = hasattr(time, "pthread_getcpuclockid")
@@ -49,8 +52,11 @@ SECOND_SECONDS = 0.01
 # The caller, due to wake after LONG_SECONDS, woke this much later, not for want of a CPU: the
 # item held the GIL all along (Python code yields it every 5 ms, sys.getswitchinterval()).
 HELD_SECONDS = 0.05
-# Of 2 threads running CPU-bound items, as _sampling.THREAD_PHASE_SECONDS / 2 (its first half).
+# Of 2 threads running CPU-bound items, as _onthreads.THREAD_PHASE_SECONDS / 2 (its first half).
 WINDOW_SECONDS = 0.05
+# At most, of the canary beside a CPU-bound first item; its verdict is usually clear after two
+# switch intervals of the item's CPU time (_canary.MIN_SWITCHES), ~10 ms on an idle machine.
+CANARY_SECONDS = 0.25
 
 
 class Runner:
@@ -60,33 +66,36 @@ class Runner:
         self.item = item
         self.record: Record | None = None
         self.started = time.perf_counter()
+        self._watch = watch
         self._clock: int | None = None
-        self._tid = 0
-        self._cpu0 = self._queued1 = 0.0
-        self._mark = Mark()  # replaced on the item's thread
+        self._queued: Queued | None = None  # the item's thread's time queued for a CPU
+        self._cpu0 = self._queued0 = self._queued1 = 0.0
         ready = threading.Event()
         self.thread = threading.Thread(
-            target=self._run, args=(fn, watch, ready), name="gearshift-profile", daemon=True
+            target=self._run, args=(fn, ready), name="gearshift-profile", daemon=True
         )
         self.thread.start()
         ready.wait()
 
-    def _run(self, fn: Callable[[Any], Any], watch: Watch, ready: threading.Event) -> None:
-
+    def _run(self, fn: Callable[[Any], Any], ready: threading.Event) -> None:
         try:
             self._clock = time.pthread_getcpuclockid(threading.get_ident())
         except OSError:  # no clock to read: the item reads as waiting, and threads are safe
             self._clock = None
-        self._tid, self._mark = threading.get_native_id(), Mark()
-        self._cpu0 = time.thread_time()
+        self._queued = queued = Queued()
+        self._queued0, self._cpu0 = queued.start, time.thread_time()
         ready.set()
+        record = Record()
+        wall, cpu = time.perf_counter(), time.thread_time()
         try:
-            record = timed(fn, self.item)
+            record.value = fn(self.item)
         except BaseException as exc:  # SystemExit in a thread would vanish: the item's outcome
-            record = Record(error=exc, wall=time.perf_counter() - self.started)
-        self._queued1 = runqueue_seconds()
+            record.error = exc
+        record.wall, record.cpu = time.perf_counter() - wall, time.thread_time() - cpu
+        self._queued1 = queued()
         self.record = record
-        watch.finished()
+        queued.close()
+        self._watch.finished()
 
     def cpu(self) -> float:
         """CPU seconds the item has used so far."""
@@ -103,9 +112,11 @@ class Runner:
 
     def lost(self) -> float:
         """Seconds of its time so far that load took (`machine`): queued for a busy CPU, or, on
-        a virtual machine, stolen while it ran."""
-        end = self._queued1 if self.record is not None else runqueue_seconds(self._tid)
-        return max(0.0, end - self._mark.runqueue) + self._mark.stolen(self.cpu())
+        a virtual machine, stolen while it ran (since the items were found long)."""
+        done = self.record is not None
+        end = self._queued1 if done or self._queued is None else self._queued()
+        steal = self._watch.steal
+        return max(0.0, end - self._queued0) + (steal.stolen(self.cpu()) if steal else 0.0)
 
 
 class Watch:
@@ -117,6 +128,7 @@ class Watch:
         self.changed = threading.Event()
         self.outcome: Future[ChunkResult] = Future()
         self.share = 0.0  # the first item's CPU share while it ran alone
+        self.steal: Mark | None = None  # the machine's steal, from when the items were found long
         self._lock = threading.Lock()
         self._sealed = False
 
@@ -157,42 +169,44 @@ class Watch:
             result = ChunkResult([r.value for r in records], sum(r.wall for r in records), errors)
         self.outcome.set_result(result)
 
-    def measured(self) -> tuple[list[Record], float]:
-        """Records for the profile's per-item averages, and the seconds load took from them.
+    def measured(self) -> list[Batch]:
+        """Items for the profile's per-item averages, with the seconds load took from them.
 
         The items that ended (the first left out when others did: it pays for the warm-up),
-        else the one that has run longest, as far as it got. CPU-bound items ran side by side,
-        sharing the CPUs or the GIL: their own time is their CPU time over the first item's
-        CPU share when it ran alone.
+        else the one that has run longest, as far as it got. CPU-bound items did not run alone
+        (a canary or a second item beside them, sharing the GIL or the CPUs): their own time
+        is their CPU time over the first item's CPU share when it ran alone.
         """
 
         done = [r for r in self.runners if r.record is not None]
         if len(done) > 1:
             done = done[1:] if done[0] is self.runners[0] else done
         chosen = done or [max(self.runners, key=Runner.wall)]
-        side_by_side = len(self.runners) > 1 and self.share >= WAVE_BELOW_SHARE
-        records, preempted = [], 0.0
+        batches = []
         for runner in chosen:
-            cpu = runner.cpu()
-            if side_by_side:
-                records.append(Record(wall=cpu / self.share, cpu=cpu))
+            cpu, record = runner.cpu(), runner.record or Record()
+            errors: dict[int, BaseException] = {} if record.error is None else {0: record.error}
+            if self.share >= WAVE_BELOW_SHARE:
+                batch = Batch([runner.item], [record.value], errors, cpu / self.share, cpu)
             else:
-                records.append(Record(wall=runner.wall(), cpu=cpu))
-                preempted += runner.lost()
-        return records, preempted
+                batch = Batch([runner.item], [record.value], errors, runner.wall(), cpu)
+                batch.lost = runner.lost()
+            batches.append(batch)
+        return batches
 
 
 def watch_first(
-    fn: Callable[[Any], Any], iterator: Iterator[Any], limits: Limits, phases: Phases
+    fn: Callable[[Any], Any], iterator: Taker, limits: Limits, phases: Phases
 ) -> Watch | None:
     """Run the first item on a thread; if it ends within LONG_SECONDS, it joins `phases.taken`
     and the sample goes on as usual (None); else the Watch of the long items, measured."""
 
-    item = next(iterator, END)
-    if item is END:
+    taken = iterator.take(1)  # a Span of the caller's list, if it is one: joins without a copy
+    if not taken:
         phases.exhausted = True
         return None
-    watch, mark = Watch(fn), Mark()
+    item = taken[0]
+    watch, queued, began = Watch(fn), Queued(), time.perf_counter()
     first = watch.start(item)
     if watch.changed.wait(LONG_SECONDS):
         first.thread.join()
@@ -200,14 +214,17 @@ def watch_first(
         assert record is not None
         if record.error is not None and not isinstance(record.error, Exception):
             raise record.error  # KeyboardInterrupt, SystemExit: as in the calling thread
-        phases.taken.append((item, record))
-        late = time.perf_counter() - mark.wall - LONG_SECONDS - mark.queued()
+        errors: dict[int, BaseException] = {} if record.error is None else {0: record.error}
+        phases.taken.append(Batch(taken, [record.value], errors, record.wall, record.cpu))
+        late = time.perf_counter() - began - LONG_SECONDS - queued.since()
+        queued.close()
         if late > HELD_SECONDS and record.cpu >= WAVE_BELOW_SHARE * record.wall:
             # this thread could not even wake up while the item ran: one C call held the GIL
             # throughout (sum(range(n)), a regex): a second thread would run 1.0x beside it
-            phases.measured, phases.thread_speedup, phases.held = [record], 1.0, True
+            phases.measured, phases.gil_share, phases.held = list(phases.taken), 1.0, True
         return None
-    lead = first
+    queued.close()
+    watch.steal, lead = Mark(), first
     if _share(first) < WAVE_BELOW_SHARE:  # waiting, or a slow start (a download, a cold cache)
         item = next(iterator, END)
         if item is END:
@@ -219,7 +236,11 @@ def watch_first(
             watch.wait(deadline - time.perf_counter())
     watch.share = _share(lead)
     if watch.share >= WAVE_BELOW_SHARE and limits.threads >= SCALING_THREADS:
-        phases.thread_speedup = _window(watch, iterator, phases)
+        canary = Canary(lead.cpu)  # this thread asks for the GIL while the item runs
+        canary.cycles(CANARY_SECONDS, over=lambda: lead.record is not None)
+        phases.gil_share = canary.share()
+        if not canary.held():
+            phases.thread_speedup = _window(watch, iterator, phases)
     return watch
 
 
@@ -228,7 +249,7 @@ def _share(runner: Runner) -> float:
     return min(1.0, runner.cpu() / max(runner.wall() - runner.lost(), 1e-9))
 
 
-def _window(watch: Watch, iterator: Iterator[Any], phases: Phases) -> float | None:
+def _window(watch: Watch, iterator: Taker, phases: Phases) -> float | None:
     """SCALING_THREADS items at a time for WINDOW_SECONDS (twice that if the reading is unclear
     then): the CPU seconds they used per second of their own time; None if too few items."""
 
