@@ -123,9 +123,10 @@ class MapIterator(Iterator[Any]):
     def _generate(self) -> Generator[list[Any], None, None]:
         opts = self._opts
         primed = self._decide() if isinstance(self._strategy, Auto) else None
-        self._executor = self._strategy.executor(
-            initializer=opts.initializer, initargs=opts.initargs
-        )
+        if self._executor is None:  # auto's sample may have started the pool already
+            self._executor = self._strategy.executor(
+                initializer=opts.initializer, initargs=opts.initargs
+            )
         progress = Progress(self._total, opts.progress)
         finished = False
         try:
@@ -147,6 +148,7 @@ class MapIterator(Iterator[Any]):
             self._strategy, self._fn, self._items, self._total, in_process_sample=sampled
         )
         self.choice, self._strategy = decision.choice, decision.strategy
+        self._executor = decision.executor
         self._counts["tasks_submitted"] += len(decision.items)
         self._sizer = ChunkSizer(
             opts.chunksize,

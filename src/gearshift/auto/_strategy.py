@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from gearshift import strategies
 from gearshift.auto._batch import cores as machine_cores
-from gearshift.auto._chooser import WAITING_BOUND_SHARE, Choice, choose
+from gearshift.auto._chooser import PROCESS_START_SECONDS, WAITING_BOUND_SHARE, Choice, choose
+from gearshift.auto._memory import Hint, observed, recall, remember
 from gearshift.auto._profiler import Profile, profile_sample
 from gearshift.errors import ProfileError, UsageError
 from gearshift.machine import available_cores
-from gearshift.strategies import Initializer, Strategy
+from gearshift.strategies import ChunkExecutor, Initializer, Strategy
+from gearshift.units import seconds
 from gearshift.values import ChunkResult
 
 
@@ -54,6 +58,7 @@ class Decision:
     items: Sequence[Any] = field(default_factory=list)
     result: Future[ChunkResult] | None = None  # long items may still be running (_watch.py)
     remaining: int | None = None
+    executor: Executor | None = None  # the pool the sample started, for the run to go on with
 
 
 def decide(
@@ -75,6 +80,10 @@ def decide(
     if not in_process_sample:
         why = "an initializer or task_timeout is set: processes honour both without a sample"
         return _build(auto, Choice("processes", cores, 1, float("nan"), why), cores)
+
+    hint = recall(fn, total, cores)
+    if hint is not None and total is not None:
+        return _remembered(auto, fn, items, total, hint, cores)
 
     def left(prof: Profile) -> int | None:
         return None if total is None else total - prof.items_sampled
@@ -100,8 +109,53 @@ def decide(
         return _build(auto, Choice("serial", 1, 1, 1.0, "no items: nothing to run"), cores)
     remaining = None if total is None else total - len(sample.items)
     choice = choose(sample.profile, remaining=remaining)
+    remember(fn, sample.profile, choice)
     decision = _build(auto, choice, cores)
     return Decision(decision.strategy, choice, sample.items, sample.outcome, remaining)
+
+
+def _remembered(
+    auto: Auto, fn: Callable[[Any], Any], items: Iterator[Any], total: int, hint: Hint, cores: int
+) -> Decision:
+    """A remembered function's few long items (_memory.py): all of them at once in processes,
+    one each, from the start; the sample is the run, inside the pool."""
+    batch = list(islice(items, total))
+    width = max(1, min(len(batch), auto.max_workers or len(batch)))
+    work = len(batch) * hint.seconds
+    predicted = work / (PROCESS_START_SECONDS + work * hint.cpu_share / min(cores, width))
+    why = (
+        f"remembered from the last call of {getattr(fn, '__qualname__', fn)}: "
+        f"{seconds(hint.seconds)} per item, CPU-bound, holding the GIL -> processes x {width}, "
+        f"one item each, all at once, predicted {predicted:.1f}x"
+    )
+    choice = Choice("processes", width, 1, round(predicted, 2), why)
+    strategy = _build(auto, choice, cores).strategy
+    pool = strategy.executor()
+    assert isinstance(pool, ChunkExecutor)
+    futures = [
+        pool.submit_chunk(fn, [x], first_index=i, task_timeout=None) for i, x in enumerate(batch)
+    ]
+    outcome: Future[ChunkResult] = Future()
+    pending, lock = [len(futures)], threading.Lock()
+
+    def landed(_: Future[ChunkResult]) -> None:
+        with lock:
+            pending[0] -= 1
+            if pending[0]:
+                return
+        try:
+            parts = [future.result() for future in futures]
+        except BaseException as exc:  # the pool broke: every item gets that error
+            outcome.set_exception(exc)
+            return
+        result = ChunkResult([part.values[0] for part in parts], sum(p.seconds for p in parts))
+        result.errors = {i: part.errors[0] for i, part in enumerate(parts) if 0 in part.errors}
+        observed(fn, result.seconds, len(parts))
+        outcome.set_result(result)
+
+    for future in futures:
+        future.add_done_callback(landed)
+    return Decision(strategy, choice, batch, outcome, 0, pool)
 
 
 def _build(auto: Auto, choice: Choice, cores: int) -> Decision:
