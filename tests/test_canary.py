@@ -50,8 +50,8 @@ def test_cycles_while_the_work_is_off_cpu_count_for_nothing() -> None:
     # A work thread queued for a CPU (a loaded machine) lets the canary in again and again; those
     # cycles carry none of its CPU time, so they cannot make work that holds the GIL read free.
     canary = Canary(work_cpu=lambda: 1.0)  # the work never gets a CPU
-    canary.cycles(0.05)
-    assert canary.count > 10 and canary.share() is None
+    canary.cycles(60.0, over=lambda: canary.count > 20)
+    assert canary.count > 20 and canary.share() is None
 
 
 def test_the_canary_can_watch_another_thread_from_this_one() -> None:

@@ -251,7 +251,7 @@ def _facts(profile: Profile) -> str:
         held = profile.gil_held_share or 0.0
         gil = f"holding the GIL (another thread was kept out of it {held:.0%} of the time)"
     elif profile.thread_speedup is None:
-        gil = "assumed to hold the GIL (thread scaling not measured: items too short or too few)"
+        gil = "assumed to hold the GIL (not measured: too little work or too few items to matter)"
     else:
         verb = "releasing" if _gil_free(profile) else "holding"
         gil = f"{verb} the GIL ({profile.scaling_description()})"

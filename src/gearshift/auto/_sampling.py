@@ -11,9 +11,10 @@
   2. only what can change the choice is measured next. map(strategy="auto") asks the chooser what
      it would pick if the items held the GIL, and if they did not (shipping not counted yet): the
      same answer (a job too small for anything but serial, say) ends the sample here. Else, for
-     CPU-bound items, the canary (_canary.py) watches a batch run in this thread; items that hold
-     the GIL end the sample (on threads they would run at 1x while the run waits for processes),
-     the others run on SCALING_THREADS threads (_onthreads.py), whose speedup over one thread
+     CPU-bound items that processes could speed up, the canary (_canary.py) watches a batch run
+     in this thread; items that hold the GIL end the sample (on threads they would run at 1x
+     while the run waits for processes); the others, and all where the choice is between serial
+     and threads, run on SCALING_THREADS threads (_onthreads.py), whose speedup over one thread
      decides. Waiting-bound items run one wave at the width the run would use (_onthreads.py).
   3. shipping (_shipping.py), if processes are still a possibility: a few items and results are
      pickled as workers get them.
@@ -53,7 +54,7 @@ STEADY_SECONDS = 1e-4
 WAITING_SECONDS = 0.02  # profile(), once its items wait (bench/auto.py: 2 sleeps or GETs do)
 # The canary's batch: it stops once its verdict is clear (_canary.MIN_SWITCHES of the items' CPU
 # time: ~10 ms), and at the latest after this long (a starved thread gets little CPU under load).
-CANARY_MAX_SECONDS = 0.25
+CANARY_MAX_SECONDS = 1.0
 CANARY_STEP_SECONDS = 0.002  # of items between looks at the canary (a look releases no GIL)
 # At most this much work left, and serial whatever the GIL does: the sample runs it all in one
 # batch (bench/auto.py, tiny x*x: the run's chunks cost ~30% more than one batch on 0.01 s).
@@ -75,9 +76,11 @@ def run_sample(
     seconds = MEASURE_SECONDS if limits.watch else SEQUENTIAL_SECONDS
     _batches(fn, iterator, limits.size, phases, seconds)
     if phases.exhausted or not phases.measured:
+        phases.shipping = phases.shipping and not limits.watch  # auto: nothing left to ship
         return
     own, cpu = phases.own()
     if limits.size is None and cpu >= WAVE_BELOW_SHARE * own:  # CPU-bound: does the GIL matter?
+        held = free = None
         if ask is not None:
             held, free = ask(phases, False), ask(phases, True)
             phases.shipping = "processes" in (held, free)
@@ -85,7 +88,10 @@ def run_sample(
                 if held == "serial":
                     _finish(fn, iterator, limits, phases, own)
                 return
-        if _canary_batch(fn, iterator, phases):
+        # The canary first only where threads would cost something: on items that hold the
+        # GIL they run at 1x, while processes would run at cores x. Where processes cannot pay
+        # anyway, the threads run at 1x what serial would, or faster: they measure for free.
+        if held != "serial" and _canary_batch(fn, iterator, phases):
             return
     scaling(fn, iterator, limits, phases)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Any
 
@@ -109,6 +109,11 @@ def decide(
         return _build(auto, Choice("serial", 1, 1, 1.0, "no items: nothing to run"), cores)
     remaining = None if total is None else total - len(sample.items)
     choice = choose(sample.profile, remaining=remaining)
+    if remaining == 0 and len(sample.items) > 1:  # the sample was the run: say what it found
+        whole = choose(sample.profile, remaining=len(sample.items))
+        choice = replace(
+            choice, why=f"all {len(sample.items)} items ran in the sample: {whole.why}"
+        )
     remember(fn, sample.profile, choice)
     decision = _build(auto, choice, cores)
     return Decision(decision.strategy, choice, sample.items, sample.outcome, remaining)

@@ -55,8 +55,12 @@ HELD_SECONDS = 0.05
 # Of 2 threads running CPU-bound items, as _onthreads.THREAD_PHASE_SECONDS / 2 (its first half).
 WINDOW_SECONDS = 0.05
 # At most, of the canary beside a CPU-bound first item; its verdict is usually clear after two
-# switch intervals of the item's CPU time (_canary.MIN_SWITCHES), ~10 ms on an idle machine.
-CANARY_SECONDS = 0.25
+# switch intervals of the item's CPU time (_canary.MIN_SWITCHES), ~10 ms on an idle machine;
+# beside 2 busy loops, with the tests at nice 10, an item gets ~1/20 of a CPU.
+CANARY_SECONDS = 1.0
+# Under load, an item's share is read once it had its own time (not queued for a CPU) of
+# LONG_SECONDS (SECOND_SECONDS for the second), waiting at most this many times that.
+OWN_WAIT = 20
 
 
 class Runner:
@@ -70,6 +74,7 @@ class Runner:
         self._clock: int | None = None
         self._queued: Queued | None = None  # the item's thread's time queued for a CPU
         self._cpu0 = self._queued0 = self._queued1 = 0.0
+        self._caller0 = self._caller1 = watch.caller()  # ... and the watching thread's
         ready = threading.Event()
         self.thread = threading.Thread(
             target=self._run, args=(fn, ready), name="gearshift-profile", daemon=True
@@ -92,7 +97,7 @@ class Runner:
         except BaseException as exc:  # SystemExit in a thread would vanish: the item's outcome
             record.error = exc
         record.wall, record.cpu = time.perf_counter() - wall, time.thread_time() - cpu
-        self._queued1 = queued()
+        self._queued1, self._caller1 = queued(), self._watch.caller()
         self.record = record
         queued.close()
         self._watch.finished()
@@ -112,11 +117,16 @@ class Runner:
 
     def lost(self) -> float:
         """Seconds of its time so far that load took (`machine`): queued for a busy CPU, or, on
-        a virtual machine, stolen while it ran (since the items were found long)."""
+        a virtual machine, stolen while it ran (since the items were found long); or blocked
+        for the GIL while the watching thread, handed it, sat queued for a CPU (each time it
+        wakes; at most the item's time neither on CPU nor queued)."""
         done = self.record is not None
         end = self._queued1 if done or self._queued is None else self._queued()
+        caller = self._caller1 if done else self._watch.caller()
         steal = self._watch.steal
-        return max(0.0, end - self._queued0) + (steal.stolen(self.cpu()) if steal else 0.0)
+        own_queue = max(0.0, end - self._queued0) + (steal.stolen(self.cpu()) if steal else 0.0)
+        idle = max(0.0, self.wall() - self.cpu() - own_queue)
+        return own_queue + min(idle, max(0.0, caller - self._caller0))
 
 
 class Watch:
@@ -129,6 +139,7 @@ class Watch:
         self.outcome: Future[ChunkResult] = Future()
         self.share = 0.0  # the first item's CPU share while it ran alone
         self.steal: Mark | None = None  # the machine's steal, from when the items were found long
+        self.caller = Queued()  # the watching thread's time queued for a CPU
         self._lock = threading.Lock()
         self._sealed = False
 
@@ -158,6 +169,7 @@ class Watch:
         """No more items join: `outcome` completes once the running ones end."""
         with self._lock:
             self._sealed = True
+        self.caller.close()  # read no more
         self._settle()
 
     def _settle(self) -> None:
@@ -172,16 +184,15 @@ class Watch:
     def measured(self) -> list[Batch]:
         """Items for the profile's per-item averages, with the seconds load took from them.
 
-        The items that ended (the first left out when others did: it pays for the warm-up),
-        else the one that has run longest, as far as it got. CPU-bound items did not run alone
-        (a canary or a second item beside them, sharing the GIL or the CPUs): their own time
-        is their CPU time over the first item's CPU share when it ran alone.
+        The items that ended, else the one that has run longest, as far as it got; the first
+        item only if it is the only one (it pays for the warm-up: a first download may wait).
+        CPU-bound items did not run alone (a canary or a second item beside them, sharing the
+        GIL or the CPUs): their own time is their CPU time over the CPU share measured first.
         """
 
-        done = [r for r in self.runners if r.record is not None]
-        if len(done) > 1:
-            done = done[1:] if done[0] is self.runners[0] else done
-        chosen = done or [max(self.runners, key=Runner.wall)]
+        others = self.runners[1:] or self.runners  # the first pays for the warm-up
+        done = [r for r in others if r.record is not None]
+        chosen = done or [max(others, key=Runner.wall)]
         batches = []
         for runner in chosen:
             cpu, record = runner.cpu(), runner.record or Record()
@@ -206,7 +217,7 @@ def watch_first(
         phases.exhausted = True
         return None
     item = taken[0]
-    watch, queued, began = Watch(fn), Queued(), time.perf_counter()
+    watch, began = Watch(fn), time.perf_counter()
     first = watch.start(item)
     if watch.changed.wait(LONG_SECONDS):
         first.thread.join()
@@ -215,37 +226,41 @@ def watch_first(
         if record.error is not None and not isinstance(record.error, Exception):
             raise record.error  # KeyboardInterrupt, SystemExit: as in the calling thread
         errors: dict[int, BaseException] = {} if record.error is None else {0: record.error}
-        phases.taken.append(Batch(taken, [record.value], errors, record.wall, record.cpu))
-        late = time.perf_counter() - began - LONG_SECONDS - queued.since()
-        queued.close()
-        if late > HELD_SECONDS and record.cpu >= WAVE_BELOW_SHARE * record.wall:
+        lost = first.lost()
+        phases.taken.append(Batch(taken, [record.value], errors, record.wall, record.cpu, lost))
+        late = time.perf_counter() - began - LONG_SECONDS - watch.caller.since()
+        watch.caller.close()
+        if late > HELD_SECONDS and record.cpu >= WAVE_BELOW_SHARE * (record.wall - lost):
             # this thread could not even wake up while the item ran: one C call held the GIL
             # throughout (sum(range(n)), a regex): a second thread would run 1.0x beside it
             phases.measured, phases.gil_share, phases.held = list(phases.taken), 1.0, True
         return None
-    queued.close()
     watch.steal, lead = Mark(), first
-    if _share(first) < WAVE_BELOW_SHARE:  # waiting, or a slow start (a download, a cold cache)
-        item = next(iterator, END)
+    if _share(watch, first, LONG_SECONDS) < WAVE_BELOW_SHARE:  # waiting, or a slow start (a
+        item = next(iterator, END)  # download, a cold cache), which a second item tells apart
         if item is END:
             phases.exhausted = True
             return watch
-        lead = watch.start(item)  # ... which the second item tells apart
-        deadline = time.perf_counter() + SECOND_SECONDS
-        while lead.record is None and time.perf_counter() < deadline:
-            watch.wait(deadline - time.perf_counter())
-    watch.share = _share(lead)
+        lead = watch.start(item)
+        _share(watch, lead, SECOND_SECONDS)
+    watch.share = _share(watch, lead, 0.0)
     if watch.share >= WAVE_BELOW_SHARE and limits.threads >= SCALING_THREADS:
         canary = Canary(lead.cpu)  # this thread asks for the GIL while the item runs
         canary.cycles(CANARY_SECONDS, over=lambda: lead.record is not None)
         phases.gil_share = canary.share()
-        if not canary.held():
+        if canary.held() is False:  # unclear (a starved item): processes, the safe side
             phases.thread_speedup = _window(watch, iterator, phases)
     return watch
 
 
-def _share(runner: Runner) -> float:
-    """The share of its own time (wall time minus what load took) the item spent on CPU."""
+def _share(watch: Watch, runner: Runner, own: float) -> float:
+    """The share of its own time (wall time less what load took) the item spent on CPU, once
+    it has had `own` seconds of own time: a thread that sits queued for a CPU has shown too
+    little of itself to tell. If it has not, this thread waits once more, OWN_WAIT x `own` or
+    to the item's end: each wake takes the GIL, and on a loaded machine the item then waits,
+    blocked, for this thread to get a CPU (time that is neither its CPU nor its queue's)."""
+    if runner.record is None and runner.wall() - runner.lost() < own:
+        watch.wait(OWN_WAIT * own)
     return min(1.0, runner.cpu() / max(runner.wall() - runner.lost(), 1e-9))
 
 
