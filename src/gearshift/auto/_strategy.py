@@ -15,7 +15,6 @@ from gearshift.auto._chooser import PROCESS_START_SECONDS, WAITING_BOUND_SHARE, 
 from gearshift.auto._memory import Hint, observed, recall, remember
 from gearshift.auto._profiler import Profile, profile_sample
 from gearshift.errors import ProfileError, UsageError
-from gearshift.machine import available_cores
 from gearshift.strategies import ChunkExecutor, Initializer, Strategy
 from gearshift.units import seconds
 from gearshift.values import ChunkResult
@@ -37,7 +36,7 @@ class Auto(Strategy):
         self.limit_blas_threads = limit_blas_threads
 
     def default_workers(self) -> int:
-        return available_cores()
+        return machine_cores()  # available_cores(), read at most once a second
 
     def executor(
         self, *, initializer: Initializer = None, initargs: tuple[Any, ...] = ()
@@ -82,7 +81,7 @@ def decide(
         return _build(auto, Choice("processes", cores, 1, float("nan"), why), cores)
 
     hint = recall(fn, total, cores)
-    if hint is not None and total is not None:
+    if hint is not None and total is not None and (auto.max_workers or 2) >= 2:
         return _remembered(auto, fn, items, total, hint, cores)
 
     def left(prof: Profile) -> int | None:

@@ -38,6 +38,8 @@ class Span(Sequence[Any]):
     def __iter__(self) -> Iterator[Any]:
         walker = iter(self.walked)
         walker.__setstate__(self.start)  # type: ignore[attr-defined]
+        if self.stop >= len(self.walked):  # to the end: no islice between (~5 ns an item)
+            return walker
         return islice(walker, len(self))
 
     @overload
