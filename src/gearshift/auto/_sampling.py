@@ -3,19 +3,21 @@
   0. for map(strategy="auto"), the first item runs on a thread of its own; if it is still
      running after _watch.LONG_SECONDS, the items are long and _watch.py samples them instead,
      while they run: the run starts beside them.
-  1. batches: items run in this thread in batches of 1, 2, 4, ... items, each timed as a whole
+  1. batches: items run in this thread in batches of 1, 4, 16, ... items, each timed as a whole
      (the C loop of `run_items`: a per-item timer would cost more than a tiny item), until they
      took MEASURE_SECONDS (profile(): SEQUENTIAL_SECONDS; at least one item past the first, which
      is left out of the averages as warm-up). No other thread of ours runs meanwhile, so the CPU
      share they show is the work's own.
   2. only what can change the choice is measured next. map(strategy="auto") asks the chooser what
      it would pick if the items held the GIL, and if they did not (shipping not counted yet): the
-     same answer (a job too small for anything but serial, say) ends the sample here. Else, for
-     CPU-bound items that processes could speed up, the canary (_canary.py) watches a batch run
-     in this thread; items that hold the GIL end the sample (on threads they would run at 1x
-     while the run waits for processes); the others, and all where the choice is between serial
-     and threads, run on SCALING_THREADS threads (_onthreads.py), whose speedup over one thread
-     decides. Waiting-bound items run one wave at the width the run would use (_onthreads.py).
+     same answer ends the sample here; serial either way, with at most FINISH_SECONDS of work
+     left, runs the rest in the sample, in one batch (a job too small to pay for a decision
+     ends at the speed of its own sample). Else, for CPU-bound items that processes could
+     speed up, the canary (_canary.py) watches a batch run in this thread; items that hold the
+     GIL end the sample (on threads they would run at 1x while the run waits for processes);
+     the others, and all where the choice is between serial and threads, run on
+     SCALING_THREADS threads (_onthreads.py), whose speedup over one thread decides.
+     Waiting-bound items run one wave at the width the run would use (_onthreads.py).
   3. shipping (_shipping.py), if processes are still a possibility: a few items and results are
      pickled as workers get them.
 A fixed sample size (`sample=N`) runs half of it on SCALING_THREADS threads, if that gives each
@@ -103,7 +105,7 @@ def _batches(
     phases: Phases,
     seconds: float,
 ) -> None:
-    """Phase 1: batches of 1, 2, 4, ... items in this thread until they took `seconds`
+    """Phase 1: batches of 1, 4, 16, ... items in this thread until they took `seconds`
     (waiting-bound ones: WAITING_SECONDS, if less), the warm-up item included, and at least one
     item past it was measured."""
     limit = sys.maxsize if size is None else size - scaling_share(size)
