@@ -27,10 +27,11 @@ from typing import Any
 from gearshift.auto._batch import MAX_WAVE, SCALING_THREADS, Limits, Pairs, Phases, Record, joined
 from gearshift.auto._batch import cores as machine_cores
 from gearshift.auto._canary import HELD_SHARE
+from gearshift.auto._runners import Watch
 from gearshift.auto._sampling import run_sample
 from gearshift.auto._shipping import ship_cost
 from gearshift.auto._take import Taker
-from gearshift.auto._watch import WATCHABLE, Watch, watch_first
+from gearshift.auto._watch import WATCHABLE, watch_first
 from gearshift.errors import ProfileError, UsageError
 from gearshift.machine import gil_enabled
 from gearshift.strategies import is_async_callable
