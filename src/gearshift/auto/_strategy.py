@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gearshift import strategies
@@ -21,15 +21,24 @@ class Auto(Strategy):
 
     `max_workers` caps the width auto may choose. `limit_blas_threads` (default on) caps the
     BLAS/OpenMP threads of each process worker so processes x threads fit the cores.
+    `allow_serial=False` (`gearshift.aimap`'s): where serial would win, one worker thread runs
+    the rest (threads x 1), so that the thread iterating stays free to hand results on.
     """
 
     name = "auto"
     needs_pickling = False
     runs_coroutines = True  # coroutine functions are routed to the asyncio strategy
 
-    def __init__(self, max_workers: int | None = None, *, limit_blas_threads: bool = True) -> None:
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        limit_blas_threads: bool = True,
+        allow_serial: bool = True,
+    ) -> None:
         super().__init__(max_workers)
         self.limit_blas_threads = limit_blas_threads
+        self.allow_serial = allow_serial
 
     def default_workers(self) -> int:
         return available_cores()
@@ -88,15 +97,17 @@ def decide(
     except ProfileError:  # the input was empty
         return _build(auto, Choice("serial", 1, 1, 1.0, "no items: nothing to run"), cores)
     remaining = None if total is None else total - len(sample.items)
-    choice = choose(sample.profile, remaining=remaining)
-    decision = _build(auto, choice, cores)
-    return Decision(decision.strategy, choice, sample.items, sample.outcome, remaining)
+    decision = _build(auto, choose(sample.profile, remaining=remaining), cores)
+    return Decision(decision.strategy, decision.choice, sample.items, sample.outcome, remaining)
 
 
 def _build(auto: Auto, choice: Choice, cores: int) -> Decision:
     """The strategy `choice` names, as wide as it says (within `auto.max_workers`), configured."""
     from gearshift.strategies import Processes, Threads  # the pool loads only when chosen
 
+    if choice.strategy == "serial" and not auto.allow_serial:
+        why = f"{choice.why}; not serial (allow_serial=False, as from async code): threads x 1"
+        choice = replace(choice, strategy="threads", max_workers=1, why=why)
     cap = auto.max_workers or choice.max_workers
     width = max(1, min(choice.max_workers, cap))
     strategy: Strategy
