@@ -1,4 +1,4 @@
-"""`amap` and `aimap`: `gearshift.map` from async code, on any strategy, never stalling the loop.
+"""`amap` and `aimap`: `gearshift.map` from async code, on any strategy, off the loop's thread.
 
     async for x in aimap(fn, items) ◄── your loop ◄── one call_soon_threadsafe per chunk ──┐
     the pump, one helper thread per call, drives api.imap: auto's sample, the window, order, │
