@@ -20,6 +20,7 @@ worst gap during a run is how long the loop stalled (median over the repeats of 
 
 - serial: a plain loop over the items, on the loop               (the baseline; it stalls it)
 - await gearshift.amap(burn, items)                 (strategy="auto": it measures and chooses)
+- ... with strategy="processes"              (for information: auto's sample is what differs)
 - loop.run_in_executor(ProcessPoolExecutor()), one call per item, gathered (a pool per run)
 - anyio.to_process.run_sync, one call per item, gathered    (anyio keeps its workers per loop)
 - run_in_executor on a ProcessPoolExecutor kept across runs (for information: no target)
@@ -189,6 +190,10 @@ async def amap_auto(items: list[int]) -> list[int]:
     return got
 
 
+async def amap_processes(items: list[int]) -> list[int]:
+    return await gearshift.amap(burn, items, strategy="processes")
+
+
 async def executor_per_run(items: list[int]) -> list[int]:
     loop = asyncio.get_running_loop()
     with ProcessPoolExecutor() as pool:
@@ -216,6 +221,7 @@ async def idle(_: list[int]) -> list[int]:
 CPU_RUNNERS: dict[str, Callable[[list[int]], Awaitable[list[int]]]] = {
     "serial, on the loop": serial,
     "await gearshift.amap (auto)": amap_auto,
+    "await gearshift.amap, processes": amap_processes,
     "run_in_executor(ProcessPoolExecutor())": executor_per_run,
     "anyio.to_process.run_sync": anyio_to_process,
     "run_in_executor, pool kept across runs": executor_kept,
