@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -292,3 +295,43 @@ def test_stopping_in_process_strategies_starts_nothing_more(name: str) -> None:
     count = len(started)
     time.sleep(0.5)
     assert len(started) == count < len(items)  # nothing started after the stop
+
+
+CTRL_C_SCRIPT = """
+import asyncio, os, sys, time, gearshift
+def slow(x):
+    print(f"started {x}\\n", end="", flush=True)  # one write: workers share the pipe
+    time.sleep(60)
+    return x
+async def main():
+    await gearshift.amap(slow, range(8), strategy="processes", max_workers=2, chunksize=1)
+print(os.getpid(), flush=True)
+try:
+    asyncio.run(main())
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(130)
+"""
+
+
+def test_one_ctrl_c_in_asyncio_run_kills_the_workers(tmp_path: Path) -> None:
+    """asyncio.run cancels the task awaiting amap on Ctrl-C: the same stop as task.cancel()."""
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(CTRL_C_SCRIPT)
+    child = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    assert child.stdout is not None
+    try:
+        assert child.stdout.readline().strip() == str(child.pid)
+        assert {child.stdout.readline().strip() for _ in range(2)} == {"started 0", "started 1"}
+        processes = psutil.Process(child.pid).children(recursive=True)  # workers, fork server
+        os.killpg(child.pid, signal.SIGINT)  # one press of Ctrl-C in a terminal
+        assert child.wait(30) == 130
+        assert child.stdout.read().strip() == "interrupted"
+        _, alive = psutil.wait_procs(processes, timeout=SETTLE_SECONDS)
+        assert not alive
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
