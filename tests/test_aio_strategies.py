@@ -56,14 +56,18 @@ def gearshift_threads() -> set[threading.Thread]:
 
 def worker_processes() -> set[psutil.Process]:
     """This process's descendants but its fork server (which lives as long as this process)."""
-    servers = set()
-    for proc in psutil.Process().children():
-        try:
-            if "_forkserver.py" in " ".join(proc.cmdline()):
-                servers.add(proc)
-        except psutil.Error:
-            pass
-    return set(psutil.Process().children(recursive=True)) - servers
+    return {p for p in psutil.Process().children(recursive=True) if not is_fork_server(p)}
+
+
+def is_fork_server(proc: psutil.Process) -> bool:
+    """A child of this process running the fork server, or about to (forked, not yet exec'd)."""
+    try:
+        if proc.ppid() != os.getpid():
+            return False
+        cmdline = proc.cmdline()
+        return "_forkserver.py" in " ".join(cmdline) or cmdline == psutil.Process().cmdline()
+    except psutil.Error:
+        return False
 
 
 def run_and_watch(main: Callable[[], Awaitable[Any]]) -> tuple[Any, set[psutil.Process]]:
@@ -87,6 +91,7 @@ def run_and_watch(main: Callable[[], Awaitable[Any]]) -> tuple[Any, set[psutil.P
 
 
 def assert_nothing_left(before: set[threading.Thread], workers: set[psutil.Process]) -> None:
+    workers = {p for p in workers if not is_fork_server(p)}  # seen before it ran the server
     _, alive = psutil.wait_procs(list(workers), timeout=SETTLE_SECONDS)
     assert not alive, f"worker processes outlived the stop: {alive}"
     deadline = time.monotonic() + SETTLE_SECONDS
