@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import functools
+import threading
 import time
 from typing import Any
 
@@ -105,12 +106,25 @@ def test_map_raises_at_the_failing_item(strategy: str) -> None:
             next(results)
 
 
-def test_map_timeout_is_for_the_whole_call() -> None:
-    with gearshift.Executor(2, strategy="threads") as ex:
-        results = ex.map(sleep_and_return, [0, 5], [1, 2], timeout=0.5)
-        assert next(results) == 1
-        with pytest.raises(TimeoutError):
-            next(results)
+def wait_and_return(event: threading.Event | None, value: int) -> int:
+    if event is not None:
+        event.wait(30)
+    return value
+
+
+def test_map_timeout_is_for_the_whole_call_and_raises_what_the_standard_pool_raises() -> None:
+    # concurrent.futures.TimeoutError: on 3.10 its own class, since 3.11 the builtin TimeoutError
+    raised = []
+    for ex in (cf.ThreadPoolExecutor(2), gearshift.Executor(2, strategy="threads")):
+        release = threading.Event()
+        with ex:
+            results = ex.map(wait_and_return, [None, release], [1, 2], timeout=0.5)
+            assert next(results) == 1
+            with pytest.raises(cf.TimeoutError) as caught:
+                next(results)
+            release.set()
+        raised.append(caught.type)
+    assert raised[0] is raised[1]
 
 
 def test_bad_map_arguments(strategy: str) -> None:
