@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from collections.abc import Iterator
 
@@ -293,10 +292,8 @@ def test_default_strategy_is_auto_and_says_why() -> None:
 
 
 def test_early_close_stops_the_work() -> None:
-    done = threading.Event()
-    it = gearshift.imap(slow_then_fast, [0.0] + [5.0] * 4, strategy="processes", chunksize=1)
+    it = gearshift.imap(slow_then_fast, [0.0] + [60.0] * 4, strategy="processes", chunksize=1)
     assert next(it) == 0.0
     start = time.monotonic()
     it.close()
-    done.set()
-    assert time.monotonic() - start < 3.0  # the 5-second tasks were killed, not awaited
+    assert time.monotonic() - start < 30  # the 60-second tasks were killed, not awaited

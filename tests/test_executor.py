@@ -10,6 +10,7 @@ import concurrent.futures as cf
 import functools
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -151,23 +152,39 @@ def test_submit_after_shutdown_raises(strategy: str) -> None:
         ex.submit(mul, 1, 2)
 
 
+def return_once_file_exists(path: Path, value: int) -> int:
+    deadline = time.monotonic() + 30
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return value
+
+
+def signal_start_then_wait(started: Path, release: Path, value: int) -> int:
+    started.touch()
+    return return_once_file_exists(release, value)
+
+
 @pytest.mark.parametrize("name", ["threads", "processes"])
-def test_shutdown_cancel_futures_cancels_queued_work(name: str) -> None:
+def test_shutdown_cancel_futures_cancels_queued_work(name: str, tmp_path: Path) -> None:
+    started, release = tmp_path / "started", tmp_path / "release"
     ex = gearshift.Executor(1, strategy=name)
-    running = ex.submit(sleep_and_return, 0.5, 1)
+    running = ex.submit(signal_start_then_wait, started, release, 1)
     queued = [ex.submit(sleep_and_return, 0, i) for i in range(5)]
-    time.sleep(0.2)
+    return_once_file_exists(started, 0)
+    assert started.exists()  # the first call runs (however long its worker took to start)
+    threading.Timer(0.2, release.touch).start()  # it ends while shutdown waits for it
     ex.shutdown(wait=True, cancel_futures=True)
     assert running.result() == 1
     assert all(f.cancelled() for f in queued[1:])
 
 
-def test_shutdown_without_wait_returns_at_once() -> None:
+def test_shutdown_without_wait_returns_before_the_running_call_ends(tmp_path: Path) -> None:
+    release = tmp_path / "release"
     ex = gearshift.Executor(1, strategy="processes")
-    future = ex.submit(sleep_and_return, 0.5, 7)
-    start = time.monotonic()
+    future = ex.submit(return_once_file_exists, release, 7)
     ex.shutdown(wait=False)
-    assert time.monotonic() - start < 0.4
+    assert not future.done()  # it cannot end before the file exists: shutdown did not wait
+    release.touch()
     assert future.result(timeout=30) == 7
 
 
