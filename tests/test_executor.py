@@ -64,6 +64,19 @@ def test_submit_exception_is_the_original(strategy: str) -> None:
             future.result()
 
 
+def give_up(x: int) -> int:
+    raise asyncio.CancelledError(f"gave up on {x}")  # a plain function's own error
+
+
+def test_a_call_raising_cancelled_error_holds_it_as_its_exception(strategy: str) -> None:
+    with gearshift.Executor(1, strategy=strategy) as ex:
+        future = ex.submit(give_up, 5)  # serial runs it here: it must not escape submit
+        error = future.exception(timeout=30)
+        assert not future.cancelled()  # the call raised it; nobody cancelled the future
+        assert isinstance(error, asyncio.CancelledError) and "gave up on 5" in str(error)
+        assert ex.submit(mul, 2, 3).result(timeout=30) == 6
+
+
 def test_map_matches_builtin_map(strategy: str) -> None:
     with gearshift.Executor(2, strategy=strategy) as ex:
         assert list(ex.map(mul, range(10), range(10))) == list(map(mul, range(10), range(10)))
