@@ -37,7 +37,9 @@ other-pythons: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
+# The measurements: auto's judgement of real work (tests marked `measures`), then each question.
 bench: $(STAMP)
+	$(BIN)/pytest -m measures
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
