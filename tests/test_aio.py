@@ -166,15 +166,25 @@ def test_executor_submit_of_a_coroutine_function_and_an_async_initializer() -> N
     assert seen == ["ready"]
 
 
+async def until_set(flag: threading.Event) -> str:
+    while not flag.is_set():
+        await asyncio.sleep(0.01)
+    return "released"
+
+
 def test_executor_shutdown_cancels_coroutines_waiting_for_a_slot() -> None:
-    counter = InFlight()
+    counter, release = InFlight(), threading.Event()
     ex = gearshift.Executor(1, strategy="asyncio")
-    running = ex.submit(counter.run, 0.3)
+    running = ex.submit(until_set, release)
     queued = [ex.submit(counter.run, 0.0) for _ in range(5)]
-    time.sleep(0.1)
+    deadline = time.monotonic() + 30
+    while not running.running() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert running.running()  # it holds the only slot, and cannot end before `release`
+    threading.Timer(0.2, release.set).start()  # it ends while shutdown waits for it
     ex.shutdown(wait=True, cancel_futures=True)
-    assert running.result() == 0.3
-    assert all(f.cancelled() for f in queued) and counter.finished == 1
+    assert running.result() == "released"
+    assert all(f.cancelled() for f in queued) and counter.now == counter.finished == 0
 
 
 async def scale(x: int, factor: int) -> int:
