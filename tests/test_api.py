@@ -182,8 +182,8 @@ def check_a_cancelled_error_fails_only_its_item(strategy: str, task_timeout: flo
     assert [v.index for v in failed] == [0, 5, 10]
     assert all(isinstance(v.__cause__, asyncio.CancelledError) for v in failed)
     assert "gave up on 5" in str(failed[1])
-    with pytest.raises(TaskFailed) as info:
-        gearshift.map(give_up_on_multiples_of_five, range(1, 12), strategy=strategy)
+    with pytest.raises(TaskFailed) as info:  # one failure: chunks may end in any order
+        gearshift.map(give_up_on_multiples_of_five, range(1, 9), strategy=strategy)
     assert info.value.index == 4 and info.value.item == "5"
 
 
