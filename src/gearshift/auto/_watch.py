@@ -36,6 +36,7 @@ from gearshift.auto._sampling import (
     timed,
 )
 from gearshift.machine import Mark, runqueue_seconds
+from gearshift.strategies import fails_its_item
 from gearshift.values import ChunkResult
 
 WATCHABLE = hasattr(time, "pthread_getcpuclockid")
@@ -198,7 +199,7 @@ def watch_first(
         first.thread.join()
         record = first.record
         assert record is not None
-        if record.error is not None and not isinstance(record.error, Exception):
+        if record.error is not None and not fails_its_item(record.error):
             raise record.error  # KeyboardInterrupt, SystemExit: as in the calling thread
         phases.taken.append((item, record))
         late = time.perf_counter() - mark.wall - LONG_SECONDS - mark.queued()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from gearshift.errors import StrategyUnavailable, UsageError
 from gearshift.strategies._ramp import Ramp
+from gearshift.strategies._run import fails_its_item
 from gearshift.strategies.base import (
     ChunkExecutor,
     Initializer,
@@ -43,6 +44,7 @@ __all__ = [
     "Threads",
     "check_memory",
     "check_workers",
+    "fails_its_item",
     "is_async_callable",
     "names",
     "resolve",
