@@ -3,8 +3,8 @@ sync code (`gearshift.map`, `imap`) and from async code (`amap`, `aimap`): the `
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -29,6 +29,12 @@ def square(x: int) -> int:
 def fail_on_three(x: int) -> int:
     if x == 3:
         raise ValueError(f"three is bad: {x}")
+    return x
+
+
+def fail_on_odd(x: int) -> int:
+    if x % 2:
+        raise KeyError(x)
     return x
 
 
@@ -133,6 +139,70 @@ def test_return_exceptions_puts_errors_in_place(run: Any, strategy: str) -> None
     got = run.map(fail_on_three, range(6), strategy=strategy, return_exceptions=True)
     assert got[:3] == [0, 1, 2] and got[4:] == [4, 5]
     assert isinstance(got[3], TaskFailed) and got[3].index == 3
+
+
+def stop_on_multiples_of_seven(x: int) -> int:
+    if x % 7 == 0:
+        raise StopIteration(x)  # ends a map() loop: gearshift must not read it as the end
+    return x
+
+
+def test_a_stop_iteration_fails_only_its_item_and_no_result_is_lost(
+    run: Any, strategy: str
+) -> None:
+    out = run.map(stop_on_multiples_of_seven, range(50), strategy=strategy, return_exceptions=True)
+    assert len(out) == 50
+    for x, value in enumerate(out):
+        if x % 7:
+            assert value == x
+        else:
+            assert isinstance(value, TaskFailed) and value.index == x
+            assert "StopIteration" in str(value)
+
+
+def give_up_on_multiples_of_five(x: int) -> int:
+    if x % 5 == 0:  # a plain function: nothing cancelled it, it raises this of its own accord
+        raise asyncio.CancelledError(f"gave up on {x}")
+    return x
+
+
+@pytest.mark.parametrize("task_timeout", [None, 30.0])
+def test_a_cancelled_error_from_a_plain_function_fails_only_its_item(
+    run: Any, strategy: str, task_timeout: float | None
+) -> None:
+    check_a_cancelled_error_fails_only_its_item(run, strategy, task_timeout)
+
+
+def test_under_auto_too_a_cancelled_error_fails_only_its_item() -> None:
+    # auto's sample runs items in this process
+    check_a_cancelled_error_fails_only_its_item(FROM_SYNC, "auto", None)
+
+
+def check_a_cancelled_error_fails_only_its_item(
+    run: Any, strategy: str, task_timeout: float | None
+) -> None:
+    out = run.map(
+        give_up_on_multiples_of_five,
+        range(12),
+        strategy=strategy,
+        chunksize=4,
+        task_timeout=task_timeout,
+        return_exceptions=True,
+    )
+    assert [v for v in out if not isinstance(v, TaskFailed)] == [x for x in range(12) if x % 5]
+    failed = [v for v in out if isinstance(v, TaskFailed)]
+    assert [v.index for v in failed] == [0, 5, 10]
+    assert all(isinstance(v.__cause__, asyncio.CancelledError) for v in failed)
+    assert "gave up on 5" in str(failed[1])
+    with pytest.raises(TaskFailed) as info:  # one failure: chunks may end in any order
+        run.map(give_up_on_multiples_of_five, range(1, 9), strategy=strategy)
+    assert info.value.index == 4 and info.value.item == "5"
+
+
+def test_many_failures_in_one_chunk_keep_every_position(run: Any, strategy: str) -> None:
+    out = run.map(fail_on_odd, range(300), strategy=strategy, return_exceptions=True)
+    assert [v for v in out if not isinstance(v, TaskFailed)] == list(range(0, 300, 2))
+    assert [v.index for v in out if isinstance(v, TaskFailed)] == list(range(1, 300, 2))
 
 
 def test_item_repr_is_truncated(run: Any, strategy: str) -> None:
@@ -269,10 +339,8 @@ def test_default_strategy_is_auto_and_says_why() -> None:
 
 
 def test_early_close_stops_the_work() -> None:
-    done = threading.Event()
-    it = gearshift.imap(slow_then_fast, [0.0] + [5.0] * 4, strategy="processes", chunksize=1)
+    it = gearshift.imap(slow_then_fast, [0.0] + [60.0] * 4, strategy="processes", chunksize=1)
     assert next(it) == 0.0
     start = time.monotonic()
     it.close()
-    done.set()
-    assert time.monotonic() - start < 3.0  # the 5-second tasks were killed, not awaited
+    assert time.monotonic() - start < 30  # the 60-second tasks were killed, not awaited

@@ -15,7 +15,6 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -54,19 +53,13 @@ LOCAL = {"lithops": {"backend": "localhost", "storage": "localhost", "data_clean
 
 @pytest.fixture(scope="module", autouse=True)
 def _lithops_files_removed() -> Iterator[None]:
-    """Lithops keeps every call's files under /tmp/lithops-$USER: delete those these tests made."""
-    from lithops.constants import JOBS_DIR, JOBS_PREFIX, LITHOPS_TEMP_DIR, LOGS_DIR, MODULES_DIR
+    """Lithops keeps every call's files under /tmp/lithops-$USER, this test run's own (conftest
+    sets USER): delete it."""
+    from lithops.constants import LITHOPS_TEMP_DIR
 
-    dirs = [Path(d) for d in (JOBS_DIR, LOGS_DIR, MODULES_DIR)]
-    dirs.append(Path(LITHOPS_TEMP_DIR, "storage", JOBS_PREFIX))
-    before = {d: set(d.iterdir()) if d.is_dir() else set() for d in dirs}
+    assert "gearshift-tests-" in LITHOPS_TEMP_DIR  # never another run's, nor a developer's
     yield
-    for d in dirs:
-        for path in set(d.iterdir()) - before[d] if d.is_dir() else ():
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
+    shutil.rmtree(LITHOPS_TEMP_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 
@@ -29,6 +30,7 @@ PUBLIC = [
     "InitializerFailed",
     "LambdaPlan",
     "Lithops",
+    "PicklingFailed",
     "Processes",
     "Profile",
     "ProfileError",
@@ -40,6 +42,7 @@ PUBLIC = [
     "TaskFailed",
     "TaskTimeout",
     "Threads",
+    "UnpicklingFailed",
     "UsageError",
     "WorkerDied",
     "WorkerStartFailed",
@@ -70,14 +73,16 @@ def test_unknown_attribute_is_an_attribute_error() -> None:
         raise AssertionError("expected AttributeError")
 
 
+def loaded_after(code: str, modules: set[str]) -> list[str]:
+    """Which of `modules` a fresh interpreter has imported after running `code`."""
+    check = f"import sys; {code}; print(sorted({sorted(modules)!r} & sys.modules.keys()))"
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    return list(ast.literal_eval(out.stdout))
+
+
 def test_import_does_not_pull_heavy_modules() -> None:
-    code = (
-        "import sys, gearshift; heavy = {'rich', 'matplotlib', 'cloudpickle', 'numpy',"
-        " 'distributed', 'aiohttp', 'urllib3', 'psutil', 'asyncio'};"
-        " print(sorted(heavy & set(sys.modules)))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    heavy = {"rich", "matplotlib", "cloudpickle", "numpy", "distributed", "aiohttp", "urllib3"}
+    assert loaded_after("import gearshift", heavy | {"psutil", "asyncio"}) == []
 
 
 def test_error_tree() -> None:
@@ -88,12 +93,36 @@ def test_error_tree() -> None:
         assert issubclass(cls, gearshift.GearshiftError)
 
 
+def test_errors_are_also_what_the_standard_pools_raise() -> None:
+    from concurrent.futures import BrokenExecutor
+    from concurrent.futures.process import BrokenProcessPool
+    from pickle import PicklingError, UnpicklingError
+
+    assert issubclass(gearshift.WorkerDied, BrokenProcessPool)
+    assert issubclass(gearshift.UnpicklingFailed, BrokenProcessPool)
+    assert issubclass(gearshift.UnpicklingFailed, UnpicklingError)
+    assert issubclass(gearshift.PicklingFailed, PicklingError)
+    assert issubclass(gearshift.PicklingFailed, TypeError)  # what pickle raises for a lock
+    assert issubclass(gearshift.WorkerStartFailed, BrokenProcessPool)
+    assert issubclass(gearshift.InitializerFailed, BrokenExecutor)
+    for cls in (gearshift.WorkerDied, gearshift.UnpicklingFailed, gearshift.PicklingFailed):
+        assert issubclass(cls, gearshift.GearshiftError)
+
+
+def test_errors_made_on_first_use_are_one_class_that_pickles() -> None:
+    import pickle
+
+    from gearshift import errors
+
+    error = errors.item_error(errors.WorkerDied, 3, "x", "died", pid=7, exitcode=-9)
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is gearshift.WorkerDied is errors.WorkerDied
+    assert (again.index, again.pid, again.signal_name) == (3, 7, "SIGKILL")
+    assert repr(gearshift.WorkerDied) == "<class 'gearshift.errors.WorkerDied'>"
+
+
 def test_a_serial_map_does_not_load_the_process_pool() -> None:
     """Each strategy's dependencies load when it runs: serial work pays for no pool."""
-    code = (
-        "import sys, gearshift; gearshift.map(abs, range(10), strategy='serial');"
-        " heavy = {'cloudpickle', 'subprocess', 'gearshift.strategies.processes._pool'};"
-        " print(sorted(heavy & set(sys.modules)))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    code = "import gearshift; gearshift.map(abs, range(10), strategy='serial')"
+    pool = {"cloudpickle", "subprocess", "gearshift.strategies.processes._pool"}
+    assert loaded_after(code, pool) == []

@@ -11,10 +11,9 @@ strategy="auto" samples the first items and chooses (`gearshift.auto.decide`) be
 
 from __future__ import annotations
 
-import builtins
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import BrokenExecutor, Executor, Future
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from queue import SimpleQueue
@@ -24,7 +23,7 @@ from typing import Any
 from gearshift._progress import Progress
 from gearshift.auto import Auto, Choice, decide
 from gearshift.chunking import ChunkSizer
-from gearshift.errors import TaskError, TaskFailed, UsageError, short_repr
+from gearshift.errors import TaskError, TaskFailed, UsageError, breaks_pool, short_repr
 from gearshift.strategies import Ramp, Strategy
 from gearshift.values import ChunkResult, Statistics
 
@@ -119,6 +118,7 @@ class MapIterator(Iterator[Any]):
         return Statistics(
             workers_started=workers.workers_started,
             workers_lost=workers.workers_lost,
+            workers_recycled=workers.workers_recycled,
             chunksize=self._sizer.size,
             width=self._ramp.width if self._ramp else self._strategy.workers,
             **self._counts,
@@ -271,12 +271,12 @@ class MapIterator(Iterator[Any]):
         """Take a finished chunk's results; returns the positions whose outcome is now final."""
         try:
             result = future.result()
-        except BrokenExecutor:  # no item's fault: the pool cannot run anything (a worker's
-            raise  # initializer failed, or workers cannot start): InitializerFailed, ...
         except Exception as exc:  # the chunk as a whole failed: every item gets that error
+            if breaks_pool(exc):  # no item's fault: the pool cannot run anything any more
+                raise
             n = len(positions)
-            result = ChunkResult([None] * n, [0.0] * n, dict.fromkeys(range(n), exc))
-        self._sizer.observe(len(positions), builtins.sum(result.seconds))
+            result = ChunkResult([None] * n, 0.0, dict.fromkeys(range(n), exc))
+        self._sizer.observe(len(positions), result.seconds)
         if not result.errors and len(positions) == len(chunk.items):  # the fast path
             chunk.values, chunk.open = result.values, 0
             self._counts["tasks_done"] += len(positions)

@@ -57,6 +57,7 @@ async def amap(
     progress: bool = False,
     initializer: Callable[..., object] | None = None,
     initargs: tuple[Any, ...] = (),
+    max_memory_per_child: int | str | None = None,
 ) -> list[Any]:
     """`gearshift.map` from async code: the list of results, awaited; see `aimap`."""
     async with aimap(
@@ -73,6 +74,7 @@ async def amap(
         progress=progress,
         initializer=initializer,
         initargs=initargs,
+        max_memory_per_child=max_memory_per_child,
     ) as results:
         return await results._rest()
 
@@ -92,6 +94,7 @@ def aimap(
     progress: bool = False,
     initializer: Callable[..., object] | None = None,
     initargs: tuple[Any, ...] = (),
+    max_memory_per_child: int | str | None = None,
 ) -> AsyncMapIterator:
     """`gearshift.imap` from async code: `async for` the results; every option as `imap`.
 
@@ -123,6 +126,7 @@ def aimap(
         progress=progress,
         initializer=initializer,
         initargs=initargs,
+        max_memory_per_child=max_memory_per_child,
     )
     return AsyncMapIterator(inner, pump, choice)
 

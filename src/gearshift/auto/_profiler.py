@@ -71,6 +71,9 @@ class Profile:
     scaling_threads: int = SCALING_THREADS
     items_running: int = 0  # long items still running when measured: times so far
     gil_wait_seconds: float | None = None  # another thread's median wait for the GIL meanwhile
+    # Bytes resident memory grew per item, over the items run alone after the first (None: not
+    # measured): what a worker may pass max_memory_per_child by before it retires.
+    rss_growth_per_item: float | None = None
 
     @property
     def holds_gil(self) -> bool:
@@ -128,6 +131,7 @@ class Profile:
             f"({percent(self.ship_ratio)} of its compute)"
             + (f"; cannot travel: {self.unpicklable}" if self.unpicklable else ""),
             f"  items vary by {self.variation:.0%} (coefficient of variation of wall time)",
+            f"  memory: {self.memory_description()}",
             f"  machine: {self.cores} cores available, "
             f"GIL {'enabled' if self.gil_enabled else 'off'}",
         ]
@@ -137,6 +141,12 @@ class Profile:
         if self.preempted_seconds_per_item < 0.01 * self.wall_seconds_per_item:
             return ""
         return f" ({seconds(self.preempted_seconds_per_item)} of it waiting for a busy CPU)"
+
+    def memory_description(self) -> str:
+        """E.g. "resident memory grew 21.0 MB per item": what max_memory_per_child allows for."""
+        if self.rss_growth_per_item is None:
+            return "not measured (no item ran alone, or no way to read memory here)"
+        return f"resident memory grew {size(self.rss_growth_per_item)} per item"
 
     def scaling_description(self) -> str:
         """E.g. "2 threads ran 1.0x": what the scaling phase saw, in words."""
@@ -232,7 +242,7 @@ def profile_sample(
         records = phases.taken
         result = ChunkResult(
             [r.value for _, r in records],
-            [r.wall for _, r in records],
+            sum(r.wall for _, r in records),
             {i: r.error for i, (_, r) in enumerate(records) if r.error is not None},
         )
         outcome: Future[ChunkResult] = Future()
@@ -288,5 +298,11 @@ def _profile(
         errors=sum(r is not None and r.error is not None for _, r in pairs),
         sample_seconds=time.perf_counter() - started,
         items_running=running,
+        rss_growth_per_item=_per_item(phases.rss_growth, len(measured)),
         **shipping,
     )
+
+
+def _per_item(growth: int | None, items: int) -> float | None:
+    """Phase 1's growth of resident memory per measured item (it frees none: 0 at least)."""
+    return None if growth is None else max(0.0, growth / items)

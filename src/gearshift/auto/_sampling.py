@@ -39,6 +39,7 @@ from typing import Any
 from gearshift.auto._canary import Canary
 from gearshift.errors import UsageError
 from gearshift.machine import Mark, available_cores
+from gearshift.strategies import fails_its_item
 
 # Tuned by bench/auto.py: ~0.1 s of sample in all keeps auto's overhead near 5% of 2 s of work.
 SEQUENTIAL_SECONDS = 0.05
@@ -77,14 +78,14 @@ class Record:
 
 
 def timed(call: Callable[[Any], Any], item: Any) -> Record:
-    record = Record()
-    cpu, wall = time.thread_time(), time.perf_counter()
+    record, cpu, wall = Record(), time.thread_time(), time.perf_counter()
     try:
         record.value = call(item)
-    except Exception as exc:  # the item's outcome; KeyboardInterrupt and SystemExit go through
+    except BaseException as exc:
+        if not fails_its_item(exc):  # KeyboardInterrupt and SystemExit go through
+            raise
         record.error = exc
-    record.wall = time.perf_counter() - wall
-    record.cpu = time.thread_time() - cpu
+    record.wall, record.cpu = time.perf_counter() - wall, time.thread_time() - cpu
     return record
 
 
@@ -109,6 +110,7 @@ class Phases:
     exhausted: bool = False
     held: bool = False  # the first item held the GIL throughout, for long (_watch.py): enough
     gil_wait: float | None = None  # how long another thread waited for the GIL in phase 1
+    rss_growth: int | None = None  # bytes resident memory grew over phase 1's measured items
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,7 @@ def _sequential(
     busy = cpu if len(pairs) > 1 else sum(record.cpu for _, record in pairs)
     phases.preempted = mark.queued() * min(1.0, inside) + mark.stolen(busy)
     phases.measured = [record for _, record in (pairs[1:] if len(pairs) > 1 else pairs)]
+    phases.rss_growth = mark.rss_growth()  # read twice, not per item: reads release the GIL
 
 
 def _scaling_share(size: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field, replace
@@ -12,7 +13,7 @@ from gearshift.auto._chooser import WAITING_BOUND_SHARE, Choice, choose
 from gearshift.auto._profiler import Profile, profile_sample
 from gearshift.errors import ProfileError, UsageError
 from gearshift.machine import available_cores
-from gearshift.strategies import Initializer, Strategy
+from gearshift.strategies import Initializer, Strategy, check_memory, check_workers
 from gearshift.values import ChunkResult
 
 
@@ -20,7 +21,8 @@ class Auto(Strategy):
     """Measure the first items (`gearshift.profile`), then run the rest as `gearshift.choose` says.
 
     `max_workers` caps the width auto may choose. `limit_blas_threads` (default on) caps the
-    BLAS/OpenMP threads of each process worker so processes x threads fit the cores.
+    BLAS/OpenMP threads of each process worker so processes x threads fit the cores. Auto sets
+    no recycling limit itself; one given (`with_recycling`) applies if it chooses processes.
     `allow_serial=False` (`gearshift.aimap`'s): where serial would win, one worker thread runs
     the rest (threads x 1), so that the thread iterating stays free to hand results on.
     """
@@ -39,6 +41,23 @@ class Auto(Strategy):
         super().__init__(max_workers)
         self.limit_blas_threads = limit_blas_threads
         self.allow_serial = allow_serial
+        self.max_tasks_per_child: int | None = None
+        self.max_memory_per_child: int | None = None
+
+    def with_recycling(
+        self,
+        *,
+        max_tasks_per_child: int | None = None,
+        max_memory_per_child: int | str | None = None,
+    ) -> Auto:
+        """A copy that gives these limits to the process workers, if it chooses processes
+        (threads and serial run in your own process, which no limit recycles)."""
+        clone = copy.copy(self)
+        if max_tasks_per_child is not None:
+            clone.max_tasks_per_child = check_workers(max_tasks_per_child, "max_tasks_per_child")
+        if max_memory_per_child is not None:
+            clone.max_memory_per_child = check_memory(max_memory_per_child)
+        return clone
 
     def default_workers(self) -> int:
         return available_cores()
@@ -113,7 +132,10 @@ def _build(auto: Auto, choice: Choice, cores: int) -> Decision:
     strategy: Strategy
     if choice.strategy == "processes":
         blas = max(1, cores // width) if auto.limit_blas_threads else None
-        strategy = Processes(width, blas_threads=blas)
+        strategy = Processes(width, blas_threads=blas).with_recycling(
+            max_tasks_per_child=auto.max_tasks_per_child,
+            max_memory_per_child=auto.max_memory_per_child,
+        )
     elif choice.strategy == "threads" and choice.grow_to:
         strategy = Threads(width, grow_to=min(choice.grow_to, cap))
     else:

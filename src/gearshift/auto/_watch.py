@@ -36,6 +36,7 @@ from gearshift.auto._sampling import (
     timed,
 )
 from gearshift.machine import Mark, runqueue_seconds
+from gearshift.strategies import fails_its_item
 from gearshift.values import ChunkResult
 
 WATCHABLE = hasattr(time, "pthread_getcpuclockid")
@@ -154,7 +155,7 @@ class Watch:
                 return
             records = [r.record for r in self.runners if r.record is not None]
             errors = {i: r.error for i, r in enumerate(records) if r.error is not None}
-            result = ChunkResult([r.value for r in records], [r.wall for r in records], errors)
+            result = ChunkResult([r.value for r in records], sum(r.wall for r in records), errors)
         self.outcome.set_result(result)
 
     def measured(self) -> tuple[list[Record], float]:
@@ -198,7 +199,7 @@ def watch_first(
         first.thread.join()
         record = first.record
         assert record is not None
-        if record.error is not None and not isinstance(record.error, Exception):
+        if record.error is not None and not fails_its_item(record.error):
             raise record.error  # KeyboardInterrupt, SystemExit: as in the calling thread
         phases.taken.append((item, record))
         late = time.perf_counter() - mark.wall - LONG_SECONDS - mark.queued()

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from gearshift.errors import StrategyUnavailable, UsageError
 from gearshift.strategies._ramp import Ramp
+from gearshift.strategies._run import fails_its_item
 from gearshift.strategies.base import (
     ChunkExecutor,
     Initializer,
     Strategy,
+    check_memory,
     check_workers,
     is_async_callable,
 )
@@ -42,7 +44,9 @@ __all__ = [
     "Serial",
     "Strategy",
     "Threads",
+    "check_memory",
     "check_workers",
+    "fails_its_item",
     "is_async_callable",
     "names",
     "resolve",

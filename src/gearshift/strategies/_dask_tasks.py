@@ -54,7 +54,7 @@ class ChunkJob:
         self.executor, self.fn, self.items = executor, fn, items
         self.first_index, self.timeout = first_index, timeout
         n = len(items)
-        self.result = ChunkResult([None] * n, [0.0] * n, {})
+        self.result = ChunkResult([None] * n, 0.0, {})
         self.left = n
         self.lock = threading.Lock()
         self.future: Future[ChunkResult] = Future()
@@ -68,7 +68,7 @@ class ChunkJob:
                     self.send(pos, pos + 1)
             else:
                 why = f"the item could not be pickled: {type(exc).__name__}: {exc}"
-                self.record(start, stop, [None], [0.0], {0: TypeError(why)})
+                self.record(start, stop, [None], 0.0, {0: TypeError(why)})
             return
         args = (self.fn, items, self.timeout, self.first_index + start, False)
         self.executor.send(Send(args, self.future, functools.partial(self.landed, start, stop)))
@@ -88,7 +88,7 @@ class ChunkJob:
         if exc is None:
             values, seconds, errors = outcome(inner.result(), stop - start)
         else:  # the task as a whole failed: each of its items gets that error
-            values, seconds = [None] * (stop - start), [0.0] * (stop - start)
+            values, seconds = [None] * (stop - start), 0.0
             errors = {
                 pos - start: died(exc, self.first_index + pos, self.items[pos])
                 if killed(exc)
@@ -102,13 +102,13 @@ class ChunkJob:
         start: int,
         stop: int,
         values: list[Any],
-        seconds: list[float],
+        seconds: float,
         errors: dict[int, BaseException],
     ) -> None:
         """The outcomes of positions start..stop; the future resolves with the last ones."""
         with self.lock:
             self.result.values[start:stop] = values
-            self.result.seconds[start:stop] = seconds
+            self.result.seconds += seconds
             for offset, error in errors.items():
                 self.result.errors[start + offset] = error
             self.left -= stop - start
@@ -139,13 +139,13 @@ def start_owner(owner: Future[Any]) -> bool:
         return False
 
 
-def outcome(blob: bytes, n: int) -> tuple[list[Any], list[float], dict[int, BaseException]]:
+def outcome(blob: bytes, n: int) -> tuple[list[Any], float, dict[int, BaseException]]:
     """Unpack what `run_remote` sent home: values, seconds and each failed item's error."""
     message = pickle.loads(blob)
     if message[0] == "init_failed":
         problem = InitializerFailed(f"the executor's initializer raised {message[1][0]!r}")
         problem.__cause__ = rebuild(message[1])
-        return [None] * n, [0.0] * n, dict.fromkeys(range(n), problem)
+        return [None] * n, 0.0, dict.fromkeys(range(n), problem)
     _, values, seconds, errors = message
     return values, seconds, {pos: rebuild(error) for pos, error in errors.items()}
 
@@ -154,11 +154,16 @@ def killed(exc: BaseException) -> bool:
     return type(exc).__name__ == "KilledWorker"
 
 
-def died(exc: BaseException, index: int, item: Any) -> WorkerDied:
+def died(exc: BaseException, index: int, item: Any, *, call: str | None = None) -> WorkerDied:
+    """`WorkerDied` for the item at `index`, or for a submitted `call` (`fn(args)`), which has
+    no index: it is named instead, as the process pool names it."""
     last = getattr(getattr(exc, "last_worker", None), "address", "unknown")
     deaths = getattr(exc, "allowed_failures", 0) + 1
     why = f"was running when its dask worker died (worker deaths: {deaths}; last: {last})"
-    error = item_error(WorkerDied, index, item, why, pid=None, exitcode=None)
+    if call is not None:
+        error = WorkerDied(f"the call {call} {why}", index=0, item=call, pid=None, exitcode=None)
+    else:
+        error = item_error(WorkerDied, index, item, why, pid=None, exitcode=None)
     error.__cause__ = exc
     return error
 

@@ -49,7 +49,7 @@ class LoopCalls:
         """Every item's value or error, one item after another; `first` is items[0]'s index."""
         if not is_async_callable(fn):
             return await self._chunk_in_thread(fn, items, first, timeout)
-        result = ChunkResult([], [], {})
+        result = ChunkResult([], 0.0, {})
         for pos, item in enumerate(items):
             start = perf_counter()
             value = None
@@ -62,7 +62,7 @@ class LoopCalls:
                     raise
                 result.errors[pos] = exc  # the coroutine raised it itself: its item's error
             result.values.append(value)
-            result.seconds.append(perf_counter() - start)
+            result.seconds += perf_counter() - start
         return result
 
     async def _chunk_in_thread(
@@ -83,7 +83,12 @@ class LoopCalls:
                 except Exception as exc:
                     result.values[pos] = None
                     result.errors[pos] = exc
-                result.seconds[pos] += perf_counter() - start
+                except asyncio.CancelledError as exc:
+                    if cancelled_from_outside():
+                        raise
+                    result.values[pos] = None
+                    result.errors[pos] = exc  # the awaitable raised it itself
+                result.seconds += perf_counter() - start
         return result
 
 
