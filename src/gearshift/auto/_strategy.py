@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field, replace
@@ -115,9 +116,30 @@ def decide(
         sample = profile_sample(fn, items, total=total, max_threads=auto.max_workers, until=settled)
     except ProfileError:  # the input was empty
         return _build(auto, Choice("serial", 1, 1, 1.0, "no items: nothing to run"), cores)
+    _refuse_awaitables(sample.outcome)
     remaining = None if total is None else total - len(sample.items)
     decision = _build(auto, choose(sample.profile, remaining=remaining), cores)
     return Decision(decision.strategy, decision.choice, sample.items, sample.outcome, remaining)
+
+
+def _refuse_awaitables(outcome: Future[ChunkResult]) -> None:
+    """A plain function that returns coroutines (`lambda url: fetch(url)`) would yield them
+    unawaited: auto tells work for the event loop by `async def`, so say how to run it."""
+    if not outcome.done() or outcome.exception() is not None:
+        return
+    result = outcome.result()
+    awaitables = [v for pos, v in enumerate(result.values) if pos not in result.errors]
+    if not awaitables or not inspect.isawaitable(awaitables[0]):
+        return
+    for value in awaitables:
+        if inspect.iscoroutine(value):
+            value.close()  # never started: closed, so Python does not warn it was never awaited
+    raise UsageError(
+        f"fn returned {type(awaitables[0]).__name__} objects but is not an async function, "
+        "which is how strategy='auto' recognises work for the event loop: pass the async "
+        "function itself (gearshift.map(fetch, urls), or a functools.partial of it), or run "
+        "this one with strategy='asyncio'"
+    )
 
 
 def _build(auto: Auto, choice: Choice, cores: int) -> Decision:
