@@ -153,6 +153,18 @@ def test_lambda_returning_a_coroutine_is_awaited() -> None:
     assert gearshift.map(lambda x: double(x), [1, 2], strategy="asyncio") == [2, 4]
 
 
+def test_auto_refuses_a_plain_function_returning_coroutines_and_says_what_to_do() -> None:
+    with pytest.raises(UsageError, match="strategy='asyncio'") as info:
+        gearshift.map(lambda x: double(x), [1, 2])
+    assert "not an async function" in str(info.value)
+
+    async def main() -> None:
+        with pytest.raises(UsageError, match="pass the async function itself"):
+            await gearshift.amap(lambda x: double(x), [1, 2])
+
+    asyncio.run(main())
+
+
 def test_executor_submit_of_a_coroutine_function_and_an_async_initializer() -> None:
     seen: list[str] = []
 
@@ -322,7 +334,10 @@ def test_cancelling_the_awaiting_task_cancels_the_work(plain: bool) -> None:
     fn: Any = (lambda x: counter.run(x)) if plain else counter.run  # plain: returns awaitables
 
     async def main() -> None:
-        task = asyncio.ensure_future(gearshift.amap(fn, [30.0] * 20, max_workers=5, chunksize=1))
+        on_loop = "asyncio" if plain else "auto"  # auto needs `async def` to tell it (below)
+        task = asyncio.ensure_future(
+            gearshift.amap(fn, [30.0] * 20, strategy=on_loop, max_workers=5, chunksize=1)
+        )
         while counter.now < 5:  # all five slots are running
             await asyncio.sleep(0.01)
         task.cancel()

@@ -15,6 +15,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import psutil
 import pytest
@@ -22,6 +23,7 @@ import pytest
 pytest.importorskip("lithops", reason="the 'lithops' extra is not installed")
 
 import gearshift
+from _from_async import FROM_SYNC
 from gearshift import TaskFailed, TaskTimeout, UsageError
 from gearshift.errors import RemoteTraceback
 from gearshift.machine import available_cores
@@ -64,6 +66,13 @@ def _lithops_files_removed() -> Iterator[None]:
 def strategy() -> Lithops:
     """Overrides conftest's: the shared tests imported above run on this one instance."""
     return Lithops(config=LOCAL)
+
+
+@pytest.fixture
+def run() -> Any:
+    """Overrides test_api's: the shared tests run from sync code only here, as every Lithops call
+    is slow to start; amap's route to a strategy is the same for all (tests/test_api.py)."""
+    return FROM_SYNC
 
 
 def test_results_equal_builtin_map(strategy: Lithops) -> None:

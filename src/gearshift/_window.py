@@ -29,6 +29,7 @@ from gearshift.values import ChunkResult, Statistics
 
 IN_FLIGHT_PER_WORKER = 2  # chunks submitted per worker: one running, one ready behind it
 AHEAD_PER_WORKER = 4  # ordered mode: chunks finished or running ahead of the next to yield
+_WAKE: Future[ChunkResult] = Future()  # put by `interrupt` to wake the window
 
 
 @dataclass
@@ -83,6 +84,8 @@ class MapIterator(Iterator[Any]):
         )
         self._gen = self._generate()
         self._flat = chain.from_iterable(self._gen)  # chunks' values, flattened in C
+        self._completed: SimpleQueue[Future[ChunkResult]] = SimpleQueue()  # cheaper than wait()
+        self._interrupt: BaseException | None = None  # raised where the window waits
 
     def __iter__(self) -> Iterator[Any]:
         return self._flat
@@ -93,6 +96,16 @@ class MapIterator(Iterator[Any]):
     def close(self) -> None:
         """Stop early: cancel what is queued, stop the workers."""
         self._gen.close()
+
+    def batches(self) -> Iterator[list[Any]]:
+        """The results a chunk at a time, as lists (`gearshift.aimap` posts each to its loop)."""
+        return self._gen
+
+    def interrupt(self, error: BaseException) -> None:
+        """Stop from another thread, as Ctrl-C stops `map`: the iterating thread raises `error`
+        where it next waits for a chunk (at once if it waits now), and the workers stop."""
+        self._interrupt = error
+        self._completed.put(_WAKE)
 
     @property
     def strategy(self) -> Strategy:
@@ -114,6 +127,8 @@ class MapIterator(Iterator[Any]):
     def _generate(self) -> Generator[list[Any], None, None]:
         opts = self._opts
         primed = self._decide() if isinstance(self._strategy, Auto) else None
+        if self._interrupt is not None:  # during auto's sample: start no workers
+            raise self._interrupt
         self._executor = self._strategy.executor(
             initializer=opts.initializer, initargs=opts.initargs
         )
@@ -163,7 +178,7 @@ class MapIterator(Iterator[Any]):
         pending: dict[Future[ChunkResult], tuple[_Chunk, list[int], int, float]] = {}
         retry: deque[tuple[_Chunk, int]] = deque()
         waiting: deque[_Chunk] = deque()  # ordered mode: chunks not yet yielded, in input order
-        completed: SimpleQueue[Future[ChunkResult]] = SimpleQueue()  # cheaper than wait()
+        completed = self._completed
 
         def track(
             future: Future[ChunkResult], chunk: _Chunk, positions: list[int], judged: bool = True
@@ -209,6 +224,8 @@ class MapIterator(Iterator[Any]):
             done = [completed.get()]  # blocks until a chunk completes (Ctrl-C interrupts it)
             while not completed.empty():
                 done.append(completed.get_nowait())
+            if self._interrupt is not None:
+                raise self._interrupt
             for future in done:
                 chunk, positions, epoch, sent = pending.pop(future)
                 finals = self._absorb(chunk, positions, future, retry)

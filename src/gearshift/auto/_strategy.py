@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gearshift import strategies
@@ -23,15 +24,24 @@ class Auto(Strategy):
     `max_workers` caps the width auto may choose. `limit_blas_threads` (default on) caps the
     BLAS/OpenMP threads of each process worker so processes x threads fit the cores. Auto sets
     no recycling limit itself; one given (`with_recycling`) applies if it chooses processes.
+    `allow_serial=False` (`gearshift.aimap`'s): where serial would win, one worker thread runs
+    the rest (threads x 1), so that the thread iterating stays free to hand results on.
     """
 
     name = "auto"
     needs_pickling = False
     runs_coroutines = True  # coroutine functions are routed to the asyncio strategy
 
-    def __init__(self, max_workers: int | None = None, *, limit_blas_threads: bool = True) -> None:
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        limit_blas_threads: bool = True,
+        allow_serial: bool = True,
+    ) -> None:
         super().__init__(max_workers)
         self.limit_blas_threads = limit_blas_threads
+        self.allow_serial = allow_serial
         self.max_tasks_per_child: int | None = None
         self.max_memory_per_child: int | None = None
 
@@ -106,16 +116,39 @@ def decide(
         sample = profile_sample(fn, items, total=total, max_threads=auto.max_workers, until=settled)
     except ProfileError:  # the input was empty
         return _build(auto, Choice("serial", 1, 1, 1.0, "no items: nothing to run"), cores)
+    _refuse_awaitables(sample.outcome)
     remaining = None if total is None else total - len(sample.items)
-    choice = choose(sample.profile, remaining=remaining)
-    decision = _build(auto, choice, cores)
-    return Decision(decision.strategy, choice, sample.items, sample.outcome, remaining)
+    decision = _build(auto, choose(sample.profile, remaining=remaining), cores)
+    return Decision(decision.strategy, decision.choice, sample.items, sample.outcome, remaining)
+
+
+def _refuse_awaitables(outcome: Future[ChunkResult]) -> None:
+    """A plain function that returns coroutines (`lambda url: fetch(url)`) would yield them
+    unawaited: auto tells work for the event loop by `async def`, so say how to run it."""
+    if not outcome.done() or outcome.exception() is not None:
+        return
+    result = outcome.result()
+    awaitables = [v for pos, v in enumerate(result.values) if pos not in result.errors]
+    if not awaitables or not inspect.isawaitable(awaitables[0]):
+        return
+    for value in awaitables:
+        if inspect.iscoroutine(value):
+            value.close()  # never started: closed, so Python does not warn it was never awaited
+    raise UsageError(
+        f"fn returned {type(awaitables[0]).__name__} objects but is not an async function, "
+        "which is how strategy='auto' recognises work for the event loop: pass the async "
+        "function itself (gearshift.map(fetch, urls), or a functools.partial of it), or run "
+        "this one with strategy='asyncio'"
+    )
 
 
 def _build(auto: Auto, choice: Choice, cores: int) -> Decision:
     """The strategy `choice` names, as wide as it says (within `auto.max_workers`), configured."""
     from gearshift.strategies import Processes, Threads  # the pool loads only when chosen
 
+    if choice.strategy == "serial" and not auto.allow_serial:
+        why = f"{choice.why}; not serial (allow_serial=False, as from async code): threads x 1"
+        choice = replace(choice, strategy="threads", max_workers=1, why=why)
     cap = auto.max_workers or choice.max_workers
     width = max(1, min(choice.max_workers, cap))
     strategy: Strategy

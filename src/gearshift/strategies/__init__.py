@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from gearshift.strategies._asyncio import Asyncio, OnLoop
     from gearshift.strategies._dask import Dask
     from gearshift.strategies._lithops import Lithops
+    from gearshift.strategies._loop_pump import LoopPump
     from gearshift.strategies._serial import Serial
     from gearshift.strategies._threads import Threads
     from gearshift.strategies.processes import Processes
@@ -36,6 +37,7 @@ __all__ = [
     "Dask",
     "Initializer",
     "Lithops",
+    "LoopPump",
     "OnLoop",
     "Processes",
     "Ramp",
@@ -61,6 +63,7 @@ _REGISTRY: dict[str, tuple[str, str, str | None]] = {
 }
 _CLASSES = {cls: module for module, cls, _ in _REGISTRY.values()}
 _CLASSES["OnLoop"] = "gearshift.strategies._asyncio"
+_CLASSES["LoopPump"] = "gearshift.strategies._loop_pump"
 
 
 def names() -> list[str]:
