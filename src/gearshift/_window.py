@@ -24,7 +24,7 @@ from gearshift._progress import Progress
 from gearshift.auto import Auto, Choice, decide
 from gearshift.chunking import ChunkSizer
 from gearshift.errors import TaskError, TaskFailed, UsageError, breaks_pool, short_repr
-from gearshift.strategies import Ramp, Strategy
+from gearshift.strategies import CtrlCGuard, CtrlCHeld, Ramp, Strategy, get_interruptibly
 from gearshift.values import ChunkResult, Statistics
 
 IN_FLIGHT_PER_WORKER = 2  # chunks submitted per worker: one running, one ready behind it
@@ -132,10 +132,10 @@ class MapIterator(Iterator[Any]):
         self._executor = self._strategy.executor(
             initializer=opts.initializer, initargs=opts.initargs
         )
-        progress = Progress(self._total, opts.progress)
-        finished = False
+        progress, finished = Progress(self._total, opts.progress), False
         try:
-            yield from self._drive(self._executor, progress, primed)
+            with CtrlCGuard():
+                yield from self._drive(self._executor, progress, primed)
             finished = True
         finally:
             progress.close()
@@ -221,7 +221,7 @@ class MapIterator(Iterator[Any]):
                 if exhausted and not retry and not waiting:
                     return
                 continue
-            done = [completed.get()]  # blocks until a chunk completes (Ctrl-C interrupts it)
+            done = [get_interruptibly(completed)]  # until a chunk completes, or Ctrl-C
             while not completed.empty():
                 done.append(completed.get_nowait())
             if self._interrupt is not None:
@@ -244,14 +244,15 @@ class MapIterator(Iterator[Any]):
             else [chunk.items[p] for p in positions]
         )
         self._counts["tasks_submitted"] += len(items)
-        try:
-            return self._strategy.submit_chunk(
-                executor,
-                self._fn,
-                items,
-                first_index=chunk.start + positions[0],
-                task_timeout=self._opts.task_timeout,
-            )
+        try:  # Ctrl-C waits for the pool's bookkeeping to end (not for items: serial runs them)
+            with CtrlCHeld(hold=not self._strategy.submit_runs_items):
+                return self._strategy.submit_chunk(
+                    executor,
+                    self._fn,
+                    items,
+                    first_index=chunk.start + positions[0],
+                    task_timeout=self._opts.task_timeout,
+                )
         except Exception as exc:
             if self._strategy.needs_pickling and "pickl" in f"{type(exc).__name__} {exc}".lower():
                 raise UsageError(

@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from gearshift.errors import StrategyUnavailable, UsageError
+from gearshift.strategies._ctrl_c import CtrlCGuard, CtrlCHeld, get_interruptibly
 from gearshift.strategies._ramp import Ramp
 from gearshift.strategies._run import fails_its_item
 from gearshift.strategies.base import (
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Asyncio",
     "ChunkExecutor",
+    "CtrlCGuard",
+    "CtrlCHeld",
     "Dask",
     "Initializer",
     "Lithops",
@@ -47,6 +50,7 @@ __all__ = [
     "check_memory",
     "check_workers",
     "fails_its_item",
+    "get_interruptibly",
     "is_async_callable",
     "names",
     "resolve",

@@ -43,6 +43,7 @@ class Serial(Strategy):
 
     name = "serial"
     needs_pickling = False
+    submit_runs_items = True
 
     def default_workers(self) -> int:
         return 1
