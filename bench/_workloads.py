@@ -34,6 +34,16 @@ def add_one(x: int) -> int:
     return x + 1
 
 
+KEPT: list[bytes] = []  # what `keep_20_mib` leaves behind in a worker, as a leak would
+
+
+def keep_20_mib(x: int) -> tuple[int, int]:
+    """Keep 20 MiB (written, so resident) for the worker's lifetime; (pid, RSS right after)."""
+    KEPT.append(b"x" * (20 * 2**20))
+    with open("/proc/self/statm", "rb") as statm:
+        return os.getpid(), int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def calibrate(fn: object, target_seconds: float, start: int = 1_000) -> int:
     """The argument `n` for which `fn(n)` takes about `target_seconds` here (median of 5)."""
     assert callable(fn)

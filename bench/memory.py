@@ -1,6 +1,8 @@
 """Does gearshift.imap run a generator of 10 million items in bounded memory? Peers don't.
+And does max_memory_per_child bound workers whose memory grows, at what cost per item?
 
     python bench/memory.py [--items N] [--slow-consumer K] [--limit-mb MB] [--timeout S]
+                           [--only growth|input]
 
 Each contender consumes `(i for i in range(N))` with `for y in <imap>(add_one, items)` in its
 own fresh interpreter, so each peak RSS is that contender's alone: gearshift.imap,
@@ -10,6 +12,10 @@ child's RSS (psutil) and stops it past --limit-mb or --timeout, then reports wha
 "Lead" is how far the input was consumed ahead of the results the loop had taken. Two runs:
 a loop that only sums the results, and a loop slower than the pool (K pure-Python steps per
 result, ~1 µs: a realistic sink), where an eager pool keeps reading input while results pile up.
+
+(3) Workers that keep 20 MiB per item, as a leak would: each worker's peak RSS without a limit
+and with max_memory_per_child, and what the check costs a worker per item: its RSS read alone,
+and its per-item loop (`_capped.run_capped`) over the plain one (`worker.run_items`).
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ import _workloads
 import psutil
 
 import gearshift
+from gearshift.strategies.processes._capped import rss_reader, run_capped
+from gearshift.strategies.processes.worker import run_items
 
 WORKERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 PEER_CHUNKSIZE = 1_000
@@ -161,6 +169,62 @@ def scenario(title: str, args: argparse.Namespace, work: int) -> None:
     print()
 
 
+# ---- (3) workers whose memory grows: max_memory_per_child ------------------------------------
+GROW_ITEMS, GROW_LIMIT, GROW_WORKERS = 60, "200MB", 2
+CHECK_ITEMS = 200_000  # items per timing of the check; the median of 5 timings is reported
+
+
+def growth() -> None:
+    print(f"\n(3) workers that keep 20 MiB per item: {GROW_ITEMS} items on {GROW_WORKERS} workers")
+    print(
+        f"  {'max_memory_per_child':<22}{'seconds':>9}{'peak RSS per worker MB':>24}"
+        f"{'workers':>9}{'recycled':>10}"
+    )
+    for limit in (None, GROW_LIMIT):
+        start = time.perf_counter()
+        it = gearshift.imap(
+            _workloads.keep_20_mib,
+            range(GROW_ITEMS),
+            strategy=gearshift.Processes(GROW_WORKERS),
+            max_memory_per_child=limit,
+        )
+        peaks: dict[int, int] = {}
+        for pid, rss in it:
+            peaks[pid] = max(peaks.get(pid, 0), rss)
+        seconds, stats = time.perf_counter() - start, it.statistics()
+        spread = f"{min(peaks.values()) / 1e6:,.0f}-{max(peaks.values()) / 1e6:,.0f}"
+        print(
+            f"  {limit or 'none':<22}{seconds:>9.2f}{spread:>24}"
+            f"{stats.workers_started:>9}{stats.workers_recycled:>10}"
+        )
+    read, loop = check_cost()
+    print(
+        f"  the check per item: one RSS read {read:,.0f} ns; the capped loop over the plain one "
+        f"+{loop:,.0f} ns (median of 5 x {CHECK_ITEMS:,} items)"
+    )
+
+
+def check_cost() -> tuple[float, float]:
+    """Nanoseconds per item: the worker's RSS read, and run_capped over run_items (a tiny fn)."""
+    rss, items = rss_reader(), range(CHECK_ITEMS)
+
+    def median_ns(run: Callable[[], object]) -> float:
+        timings = []
+        for _ in range(5):
+            start = time.perf_counter()
+            run()
+            timings.append((time.perf_counter() - start) / CHECK_ITEMS * 1e9)
+        return sorted(timings)[2]
+
+    def reads() -> None:
+        for _ in items:
+            rss()
+
+    plain = median_ns(lambda: run_items(_workloads.add_one, items))
+    capped = median_ns(lambda: run_capped(_workloads.add_one, items, rss, 2**62))
+    return median_ns(reads), capped - plain
+
+
 def main() -> int:
     global WORK
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -168,6 +232,7 @@ def main() -> int:
     parser.add_argument("--slow-consumer", type=int, default=30, help="steps per result (K)")
     parser.add_argument("--limit-mb", type=float, default=4_000, help="stop a child past this")
     parser.add_argument("--timeout", type=float, default=300, help="stop a child after this")
+    parser.add_argument("--only", choices=["input", "growth"], help="run one part")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -175,16 +240,17 @@ def main() -> int:
         child(args.child, args.items)
         return 0
     _workloads.compile_gearshift()
-    print(
-        f"{_workloads.machine()}; {args.items:,} items, {WORKERS} workers; "
-        f"peers use chunksize={PEER_CHUNKSIZE:,}"
-    )
-    scenario("(1) the loop only sums the results", args, 0)
-    scenario(
-        f"(2) the loop is slower than the pool: spin({args.slow_consumer}) per result",
-        args,
-        args.slow_consumer,
-    )
+    print(_workloads.machine())
+    if args.only != "growth":
+        print(f"{args.items:,} items, {WORKERS} workers; peers use chunksize={PEER_CHUNKSIZE:,}")
+        scenario("(1) the loop only sums the results", args, 0)
+        scenario(
+            f"(2) the loop is slower than the pool: spin({args.slow_consumer}) per result",
+            args,
+            args.slow_consumer,
+        )
+    if args.only != "input":
+        growth()
     return 0
 
 

@@ -1,10 +1,16 @@
-"""_canary: a thread waiting for the GIL tells work that holds it from work that releases it."""
+"""_canary: a thread waiting for the GIL tells work that holds it from work that releases it.
+
+What the canary reads of real work depends on the machine's load (a starved work thread lets the
+canary in at once): those tests are `measures`, run by `make bench`. Its rules are tested here.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import threading
 import time
+
+import pytest
 
 from gearshift.auto._canary import Canary, cpu_clock
 from gearshift.auto._chooser import choose
@@ -28,12 +34,14 @@ def busy_until(canary: Canary, work: object, limit: float = 5.0) -> None:
             work()  # type: ignore[operator]
 
 
+@pytest.mark.measures
 def test_python_code_keeps_the_canary_out() -> None:
     with Canary() as canary:
         busy_until(canary, lambda: spin(1000))
     assert canary.held() is True, canary.share()
 
 
+@pytest.mark.measures
 def test_hashing_a_big_buffer_lets_the_canary_in_at_once() -> None:
     with Canary() as canary:
         busy_until(canary, lambda: hashlib.sha256(BLOCK).digest())  # releases the GIL meanwhile
@@ -54,6 +62,7 @@ def test_cycles_while_the_work_is_off_cpu_count_for_nothing() -> None:
     assert canary.count > 20 and canary.share() is None
 
 
+@pytest.mark.measures
 def test_the_canary_can_watch_another_thread_from_this_one() -> None:
     stop = threading.Event()
 
@@ -73,6 +82,7 @@ def test_the_canary_can_watch_another_thread_from_this_one() -> None:
     assert canary.held() is True, canary.share()
 
 
+@pytest.mark.measures
 def test_autos_sample_skips_the_thread_phase_for_work_that_holds_the_gil() -> None:
     items = [20_000] * 400  # ~1 ms each: short, so sampled in this thread first
     auto = profile_sample(spin, iter(items), total=len(items), until=lambda _: True).profile

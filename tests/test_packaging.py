@@ -37,4 +37,5 @@ def test_wheel_ships_py_typed_and_the_cli(tmp_path: Path) -> None:
         scripts = archive.read(entry_points).decode()
     assert "gearshift/py.typed" in names
     assert "gearshift/strategies/processes/worker.py" in names
+    assert "gearshift/strategies/processes/_capped.py" in names  # loaded by path
     assert "gearshift = gearshift.cli:main" in scripts

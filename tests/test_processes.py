@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ import gearshift
 from _namespaces import run_without_dev_shm
 from gearshift import TaskFailed, TaskTimeout, UsageError, WorkerDied
 from gearshift.errors import RemoteError, WorkerStartFailed
-from gearshift.strategies.processes import _launch, _pool_state
+from gearshift.strategies.processes import _launch, _losses
 from gearshift.strategies.processes._launch import START_METHODS, default_start_method
 from gearshift.strategies.processes._pool import ProcessPool
 
@@ -112,7 +114,7 @@ def test_importing_fns_module_in_a_worker_is_not_the_items_time(
 def test_a_module_that_never_finishes_importing_still_times_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_pool_state, "LOAD_SECONDS", 1.0)
+    monkeypatch.setattr(_losses, "LOAD_SECONDS", 1.0)
     identity = _slow_module(tmp_path, monkeypatch, 60)
     start = time.monotonic()
     got = gearshift.map(
@@ -136,6 +138,45 @@ def test_unpicklable_result_fails_only_that_item() -> None:
     got = gearshift.map(make, range(3), strategy="processes", return_exceptions=True)
     assert got[0] == 0 and got[2] == 2
     assert isinstance(got[1], TaskFailed) and "could not be pickled" in str(got[1])
+
+
+class BreaksUnpickling:
+    """Pickles, but unpickling it raises (or exits, with `how=SystemExit`)."""
+
+    def __init__(self, how: type[BaseException] = pickle.UnpicklingError) -> None:
+        self.how = how
+
+    def __reduce__(self) -> object:
+        return _raise, (self.how,)
+
+
+def _raise(how: type[BaseException]) -> None:
+    raise how(1)
+
+
+@pytest.mark.parametrize("how", [pickle.UnpicklingError, SystemExit])
+def test_a_result_that_cannot_be_unpickled_fails_only_its_item(how: type) -> None:
+    """In a chunk run as one message: its items are re-run one by one, only the culprit fails;
+    before, the dispatcher thread died of it and every pending item failed."""
+
+    def make(x: int) -> object:
+        return BreaksUnpickling(how) if x == 2 else x
+
+    it = gearshift.imap(make, range(6), strategy="processes", chunksize=6, return_exceptions=True)
+    got = list(it)
+    assert [got[i] for i in (0, 1, 3, 4, 5)] == [0, 1, 3, 4, 5]
+    assert isinstance(got[2], TaskFailed)
+    assert isinstance(got[2].__cause__, gearshift.UnpicklingFailed)
+    assert isinstance(got[2].__cause__.__cause__, how)
+    assert it.statistics().workers_lost == 0
+
+
+def test_a_call_that_cannot_be_unpickled_in_the_worker_fails_only_that_call() -> None:
+    with gearshift.Executor(1) as pool:
+        bad = pool.submit(id, BreaksUnpickling())
+        with pytest.raises(gearshift.UnpicklingFailed, match=r"the call id\(.*\) could not be"):
+            bad.result()
+        assert pool.submit(abs, -3).result() == 3
 
 
 def test_unpicklable_function_is_a_usage_error() -> None:
@@ -234,23 +275,25 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path: Path, method: str) -> 
         textwrap.dedent(
             f"""
             import time, gearshift
+            def sit():
+                print("started\\n", end="", flush=True)  # one write: workers share the pipe
+                time.sleep(60)
             strategy = gearshift.Processes(start_method={method!r})
             with gearshift.Executor(2, strategy=strategy) as ex:
-                futures = [ex.submit(time.sleep, 60) for _ in range(2)]
-                time.sleep(0.5)
-                print("ready", flush=True)
+                futures = [ex.submit(sit) for _ in range(2)]
                 time.sleep(60)
             """
         )
     )
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     try:
-        assert parent.stdout is not None and parent.stdout.readline().strip() == "ready"
+        assert parent.stdout is not None
+        assert [parent.stdout.readline().strip() for _ in range(2)] == ["started"] * 2
         workers, servers = pool_processes(parent.pid)
         assert len(workers) == 2 and len(servers) == (method == "forkserver")
         parent.kill()
         parent.wait(10)
-        _, alive = psutil.wait_procs(workers + servers, timeout=5)
+        _, alive = psutil.wait_procs(workers + servers, timeout=20)  # not 60: they saw it
         assert not alive
     finally:
         parent.kill()
@@ -261,6 +304,24 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path: Path, method: str) -> 
 
 def exit_at_once() -> None:
     os._exit(3)
+
+
+def wait_forever() -> None:
+    threading.Event().wait()
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_an_initializer_that_hangs_fails_the_pool_instead_of_hanging_it(
+    method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_losses, "START_SECONDS", 2.0)  # read by this process's dispatcher
+    strategy = gearshift.Processes(2, start_method=method)
+    with pytest.raises(WorkerStartFailed, match="not ready 2 s after it started") as info:
+        gearshift.map(abs, range(10), strategy=strategy, initializer=wait_forever)
+    assert "initializer has not returned" in str(info.value)
+    pool = gearshift.Executor(1, strategy=strategy, initializer=wait_forever)
+    with pool, pytest.raises(BrokenProcessPool, match="not ready"):
+        pool.submit(abs, -1).result(timeout=60)
 
 
 @pytest.mark.parametrize("method", START_METHODS)

@@ -30,6 +30,7 @@ PUBLIC = [
     "InitializerFailed",
     "LambdaPlan",
     "Lithops",
+    "PicklingFailed",
     "Processes",
     "Profile",
     "ProfileError",
@@ -41,6 +42,7 @@ PUBLIC = [
     "TaskFailed",
     "TaskTimeout",
     "Threads",
+    "UnpicklingFailed",
     "UsageError",
     "WorkerDied",
     "WorkerStartFailed",
@@ -89,6 +91,34 @@ def test_error_tree() -> None:
     for cls in (gearshift.TaskFailed, gearshift.TaskTimeout, gearshift.WorkerDied):
         assert issubclass(cls, gearshift.TaskError)
         assert issubclass(cls, gearshift.GearshiftError)
+
+
+def test_errors_are_also_what_the_standard_pools_raise() -> None:
+    from concurrent.futures import BrokenExecutor
+    from concurrent.futures.process import BrokenProcessPool
+    from pickle import PicklingError, UnpicklingError
+
+    assert issubclass(gearshift.WorkerDied, BrokenProcessPool)
+    assert issubclass(gearshift.UnpicklingFailed, BrokenProcessPool)
+    assert issubclass(gearshift.UnpicklingFailed, UnpicklingError)
+    assert issubclass(gearshift.PicklingFailed, PicklingError)
+    assert issubclass(gearshift.PicklingFailed, TypeError)  # what pickle raises for a lock
+    assert issubclass(gearshift.WorkerStartFailed, BrokenProcessPool)
+    assert issubclass(gearshift.InitializerFailed, BrokenExecutor)
+    for cls in (gearshift.WorkerDied, gearshift.UnpicklingFailed, gearshift.PicklingFailed):
+        assert issubclass(cls, gearshift.GearshiftError)
+
+
+def test_errors_made_on_first_use_are_one_class_that_pickles() -> None:
+    import pickle
+
+    from gearshift import errors
+
+    error = errors.item_error(errors.WorkerDied, 3, "x", "died", pid=7, exitcode=-9)
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is gearshift.WorkerDied is errors.WorkerDied
+    assert (again.index, again.pid, again.signal_name) == (3, 7, "SIGKILL")
+    assert repr(gearshift.WorkerDied) == "<class 'gearshift.errors.WorkerDied'>"
 
 
 def test_a_serial_map_does_not_load_the_process_pool() -> None:

@@ -23,20 +23,22 @@ from gearshift.errors import (
     DownloadError,
     GearshiftError,
     InitializerFailed,
+    PicklingFailed,
     ProfileError,
     StrategyUnavailable,
     TaskError,
     TaskFailed,
     TaskTimeout,
     UsageError,
-    WorkerDied,
-    WorkerStartFailed,
 )
 
 __version__ = "0.1.0"
 
 # name -> module that defines it, imported on first access (PEP 562).
 _LAZY = {
+    "WorkerDied": "gearshift.errors",  # also BrokenProcessPool: its module imports multiprocessing
+    "UnpicklingFailed": "gearshift.errors",
+    "WorkerStartFailed": "gearshift.errors",
     "map": "gearshift.api",
     "imap": "gearshift.api",
     "Executor": "gearshift.executor",
@@ -69,14 +71,13 @@ __all__ = sorted(
         "DownloadError",
         "GearshiftError",
         "InitializerFailed",
+        "PicklingFailed",
         "ProfileError",
         "StrategyUnavailable",
         "TaskError",
         "TaskFailed",
         "TaskTimeout",
         "UsageError",
-        "WorkerDied",
-        "WorkerStartFailed",
         "__version__",
         *_LAZY,
     ]
@@ -87,6 +88,7 @@ if TYPE_CHECKING:
     from gearshift.api import imap, map
     from gearshift.auto import Auto, Choice, Profile, choose, profile
     from gearshift.downloader import DownloadResult, download
+    from gearshift.errors import UnpicklingFailed, WorkerDied, WorkerStartFailed
     from gearshift.executor import Executor
     from gearshift.lab import BenchResult, ImageServer, bench
     from gearshift.serverless import LambdaPlan, plan_lambda

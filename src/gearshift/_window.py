@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
-from concurrent.futures import BrokenExecutor, Executor, Future
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from queue import SimpleQueue
@@ -23,12 +23,13 @@ from typing import Any
 from gearshift._progress import Progress
 from gearshift.auto import Auto, Choice, decide
 from gearshift.chunking import ChunkSizer
-from gearshift.errors import TaskError, TaskFailed, UsageError, short_repr
-from gearshift.strategies import Ramp, Strategy
+from gearshift.errors import TaskError, TaskFailed, UsageError, breaks_pool, item_error
+from gearshift.strategies import CtrlCGuard, CtrlCHeld, Ramp, Strategy, get_interruptibly
 from gearshift.values import ChunkResult, Statistics
 
 IN_FLIGHT_PER_WORKER = 2  # chunks submitted per worker: one running, one ready behind it
 AHEAD_PER_WORKER = 4  # ordered mode: chunks finished or running ahead of the next to yield
+_WAKE: Future[ChunkResult] = Future()  # put by `interrupt` to wake the window
 
 
 @dataclass
@@ -82,6 +83,8 @@ class MapIterator(Iterator[Any]):
         )
         self._gen = self._generate()
         self._flat = chain.from_iterable(self._gen)  # chunks' values, flattened in C
+        self._completed: SimpleQueue[Future[ChunkResult]] = SimpleQueue()  # cheaper than wait()
+        self._interrupt: BaseException | None = None  # raised where the window waits
 
     def __iter__(self) -> Iterator[Any]:
         return self._flat
@@ -93,16 +96,15 @@ class MapIterator(Iterator[Any]):
         """Stop early: cancel what is queued, stop the workers."""
         self._gen.close()
 
-    def _collect(self) -> list[Any]:
-        """Every result, as `list(self)`, but a chunk at a time (list.extend, not item by item:
-        ~1 ms less on 200,000 tiny items)."""
-        results: list[Any] | None = None
-        for values in self._gen:
-            if results is None:  # the first chunk's own list, not a copy (nothing else keeps it)
-                results = values if type(values) is list else list(values)
-            else:
-                results += values
-        return [] if results is None else results
+    def batches(self) -> Iterator[list[Any]]:
+        """The results a chunk at a time, as lists (`gearshift.aimap` posts each to its loop)."""
+        return self._gen
+
+    def interrupt(self, error: BaseException) -> None:
+        """Stop from another thread, as Ctrl-C stops `map`: the iterating thread raises `error`
+        where it next waits for a chunk (at once if it waits now), and the workers stop."""
+        self._interrupt = error
+        self._completed.put(_WAKE)
 
     @property
     def strategy(self) -> Strategy:
@@ -115,6 +117,7 @@ class MapIterator(Iterator[Any]):
         return Statistics(
             workers_started=workers.workers_started,
             workers_lost=workers.workers_lost,
+            workers_recycled=workers.workers_recycled,
             chunksize=self._sizer.size,
             width=self._ramp.width if self._ramp else self._strategy.workers,
             **self._counts,
@@ -123,14 +126,16 @@ class MapIterator(Iterator[Any]):
     def _generate(self) -> Generator[list[Any], None, None]:
         opts = self._opts
         primed = self._decide() if isinstance(self._strategy, Auto) else None
+        if self._interrupt is not None:  # during auto's sample: start no workers
+            raise self._interrupt
         if self._executor is None:  # auto's sample may have started the pool already
             self._executor = self._strategy.executor(
                 initializer=opts.initializer, initargs=opts.initargs
             )
-        progress = Progress(self._total, opts.progress)
-        finished = False
+        progress, finished = Progress(self._total, opts.progress), False
         try:
-            yield from self._drive(self._executor, progress, primed)
+            with CtrlCGuard():
+                yield from self._drive(self._executor, progress, primed)
             finished = True
         finally:
             progress.close()
@@ -174,7 +179,7 @@ class MapIterator(Iterator[Any]):
         pending: dict[Future[ChunkResult], tuple[_Chunk, Sequence[int], int, float]] = {}
         retry: deque[tuple[_Chunk, int]] = deque()
         waiting: deque[_Chunk] = deque()  # ordered mode: chunks not yet yielded, in input order
-        completed: SimpleQueue[Future[ChunkResult]] = SimpleQueue()  # cheaper than wait()
+        completed = self._completed
 
         def track(
             future: Future[ChunkResult], chunk: _Chunk, at: Sequence[int], judged: bool = True
@@ -217,9 +222,11 @@ class MapIterator(Iterator[Any]):
                 if exhausted and not retry and not waiting:
                     return
                 continue
-            done = [completed.get()]  # blocks until a chunk completes (Ctrl-C interrupts it)
+            done = [get_interruptibly(completed)]  # until a chunk completes, or Ctrl-C
             while not completed.empty():
                 done.append(completed.get_nowait())
+            if self._interrupt is not None:
+                raise self._interrupt
             for future in done:
                 chunk, positions, epoch, sent = pending.pop(future)
                 finals = self._absorb(chunk, positions, future, retry)
@@ -238,14 +245,15 @@ class MapIterator(Iterator[Any]):
             else [chunk.items[p] for p in positions]
         )
         self._counts["tasks_submitted"] += len(items)
-        try:
-            return self._strategy.submit_chunk(
-                executor,
-                self._fn,
-                items,
-                first_index=chunk.start + positions[0],
-                task_timeout=self._opts.task_timeout,
-            )
+        try:  # Ctrl-C waits for the pool's bookkeeping to end (not for items: serial runs them)
+            with CtrlCHeld(hold=not self._strategy.submit_runs_items):
+                return self._strategy.submit_chunk(
+                    executor,
+                    self._fn,
+                    items,
+                    first_index=chunk.start + positions[0],
+                    task_timeout=self._opts.task_timeout,
+                )
         except Exception as exc:
             if self._strategy.needs_pickling and "pickl" in f"{type(exc).__name__} {exc}".lower():
                 raise UsageError(
@@ -265,9 +273,9 @@ class MapIterator(Iterator[Any]):
         """Take a finished chunk's results; returns the positions whose outcome is now final."""
         try:
             result = future.result()
-        except BrokenExecutor:  # no item's fault: the pool cannot run anything (a worker's
-            raise  # initializer failed, or workers cannot start): InitializerFailed, ...
         except Exception as exc:  # the chunk as a whole failed: every item gets that error
+            if breaks_pool(exc):  # no item's fault: the pool cannot run anything any more
+                raise
             n = len(positions)
             result = ChunkResult([None] * n, 0.0, dict.fromkeys(range(n), exc))
         self._sizer.observe(len(positions), result.seconds)
@@ -302,14 +310,9 @@ class MapIterator(Iterator[Any]):
 
 def _task_error(error: BaseException, index: int, item: Any, attempts: int) -> TaskError:
     """The error that names the item: the pool's own `TaskError`, or `TaskFailed` from `error`."""
-    if isinstance(error, TaskError):
-        task_error = error
-    else:
-        task_error = TaskFailed(
-            f"item {index} ({short_repr(item)}) raised {type(error).__name__}: {error}",
-            index=index,
-            item=short_repr(item),
-        )
+    task_error = error if isinstance(error, TaskError) else None
+    if task_error is None:
+        task_error = item_error(TaskFailed, index, item, f"raised {type(error).__name__}: {error}")
         task_error.__cause__ = error
     task_error.attempts = attempts
     return task_error

@@ -34,6 +34,7 @@ def map(
     progress: bool = False,
     initializer: Callable[..., object] | None = None,
     initargs: tuple[Any, ...] = (),
+    max_memory_per_child: int | str | None = None,
 ) -> list[Any]:
     """`[fn(x) for x in items]`, run by `strategy`; see `imap` for every option."""
     it = imap(
@@ -50,8 +51,13 @@ def map(
         progress=progress,
         initializer=initializer,
         initargs=initargs,
+        max_memory_per_child=max_memory_per_child,
     )
-    return it._collect()  # a chunk at a time, not item by item
+    chunks = it.batches()  # a chunk at a time (list +=), not item by item
+    results: list[Any] = next(chunks, [])  # the first chunk's own list: nothing else keeps it
+    for values in chunks:
+        results += values
+    return results
 
 
 def imap(
@@ -69,6 +75,7 @@ def imap(
     progress: bool = False,
     initializer: Callable[..., object] | None = None,
     initargs: tuple[Any, ...] = (),
+    max_memory_per_child: int | str | None = None,
 ) -> MapIterator:
     """Lazily yield `fn(x)` for each item: in input order, or as completed with `ordered=False`.
 
@@ -76,8 +83,10 @@ def imap(
     items) runs in bounded memory. The first failure raises `TaskFailed` (user code raised),
     `TaskTimeout` or `WorkerDied`, naming the item; `return_exceptions=True` yields those errors
     in place instead. `retries` re-runs a failed item (of a `retry_on` type) up to that many times.
-    `chunksize=None` adapts chunk sizes to measured durations. Arguments are checked now; the
-    work starts on the first `next()`.
+    `chunksize=None` adapts chunk sizes to measured durations. `max_memory_per_child` ("2GB")
+    recycles a process worker after an item that leaves it over that resident memory (with
+    "auto": if it chooses processes). Arguments are checked now; the work starts on the first
+    `next()`.
     """
     if not callable(fn):
         raise UsageError(
@@ -91,6 +100,7 @@ def imap(
             f"items must be iterable (a list, range, generator...), got {type(items).__name__}"
         ) from None
     chosen = resolve(strategy, check_workers(max_workers))
+    chosen = chosen.with_recycling(max_memory_per_child=max_memory_per_child)
     chosen.check_callable(fn)
     options = Options(
         chunksize=check_workers(chunksize, "chunksize"),

@@ -6,11 +6,23 @@
     ├── TaskError                           one item's failure: .index, .item (a truncated repr)
     │   ├── TaskFailed                      user code raised; the original exception is __cause__
     │   ├── TaskTimeout (also TimeoutError) the item ran past task_timeout
-    │   └── WorkerDied                      the process running the item died: .pid, .exitcode
+    │   └── WorkerDied (also BrokenProcessPool)  the item's process died: .pid, .exitcode
+    ├── PicklingFailed (also PicklingError, TypeError)  a call, an item or a result could not
+    │                                       be pickled to cross to the other process
+    ├── UnpicklingFailed (also UnpicklingError, BrokenProcessPool)  ... or not unpickled there
     ├── InitializerFailed (also BrokenExecutor)  a worker's initializer raised: the pool is unusable
-    ├── WorkerStartFailed (also BrokenExecutor)  a worker exited before it was ready: same
+    ├── WorkerStartFailed (also BrokenProcessPool)  a worker exited or hung before it was ready
     ├── ProfileError                        the work could not be measured
     └── DownloadError                       a URL could not be fetched: .url, .status
+
+The "also" bases let code written for the standard pools catch what it catches there:
+`ProcessPoolExecutor` raises `BrokenProcessPool` when a worker dies or a call or result cannot be
+unpickled, and the pickler's own error when one cannot be pickled. gearshift fails only the call
+concerned and the pool runs on, so `breaks_pool` tells the errors after which a pool can run
+nothing (the last two above, a standard pool's) from those that concern one call.
+`WorkerDied`, `UnpicklingFailed` and `WorkerStartFailed` are made on first use: the module that
+defines `BrokenProcessPool` imports multiprocessing and subprocess, which `import gearshift` and a
+serial map must not pay for.
 
 A worker's traceback travels home as a `RemoteTraceback` chained as `__cause__` of the original
 exception, as `concurrent.futures` does.
@@ -20,13 +32,15 @@ from __future__ import annotations
 
 import reprlib
 import signal
+from _pickle import PicklingError, UnpicklingError
 from concurrent.futures import BrokenExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 __all__ = [
     "DownloadError",
     "GearshiftError",
     "InitializerFailed",
+    "PicklingFailed",
     "ProfileError",
     "RemoteError",
     "RemoteTraceback",
@@ -34,6 +48,7 @@ __all__ = [
     "TaskError",
     "TaskFailed",
     "TaskTimeout",
+    "UnpicklingFailed",
     "UsageError",
     "WorkerDied",
     "WorkerStartFailed",
@@ -69,8 +84,21 @@ class InitializerFailed(GearshiftError, BrokenExecutor):
     """A worker's `initializer` raised, so the pool cannot run anything; the cause says why."""
 
 
-class WorkerStartFailed(GearshiftError, BrokenExecutor):
-    """A worker process exited before it was ready to run tasks, so the pool cannot run any."""
+class _WorkerStartFailed(GearshiftError):
+    """A worker process exited or hung before it was ready to run tasks: the pool cannot run
+    any. Also `BrokenProcessPool`, as the standard pool raises when its workers cannot start."""
+
+
+class PicklingFailed(GearshiftError, PicklingError, TypeError):
+    """A call (fn with its arguments), an item or a result could not be pickled to cross to the
+    other process; only that call fails. Also the pickler's usual errors, which the standard
+    pool raises there; the cause is the pickler's own."""
+
+
+class _UnpicklingFailed(GearshiftError, UnpicklingError):
+    """A call or a result was pickled but could not be unpickled where it arrived (a module
+    missing there, a `__reduce__` that raises); only that call fails. Also `BrokenProcessPool`,
+    what the standard pool raises there (its pool breaks)."""
 
 
 class ProfileError(GearshiftError):
@@ -104,6 +132,7 @@ class TaskError(GearshiftError):
 
 
 TaskErrorT = TypeVar("TaskErrorT", bound=TaskError)
+ExcT = TypeVar("ExcT", bound=BaseException)
 
 
 class TaskFailed(TaskError):
@@ -118,8 +147,9 @@ class TaskTimeout(TaskError, TimeoutError):
         self.timeout = timeout
 
 
-class WorkerDied(TaskError):
-    """The worker process running the item died (killed, crashed, exited)."""
+class _WorkerDied(TaskError):
+    """The worker process running the item died (killed, crashed, exited). Only this item
+    failed and the pool runs on. Also `BrokenProcessPool`, what the standard pool raises here."""
 
     def __init__(
         self, message: str, *, index: int, item: str, pid: int | None, exitcode: int | None
@@ -134,6 +164,45 @@ class WorkerDied(TaskError):
         return signal_name(self.exitcode)
 
 
+# The errors that are also BrokenProcessPool, by name: their bodies above, their classes made
+# on first use (see the module docstring); a type checker and the docs see them below.
+_ALSO_BROKEN_POOL = {
+    "WorkerDied": _WorkerDied,
+    "UnpicklingFailed": _UnpicklingFailed,
+    "WorkerStartFailed": _WorkerStartFailed,
+}
+
+if TYPE_CHECKING:
+    from concurrent.futures.process import BrokenProcessPool
+
+    class WorkerDied(_WorkerDied, BrokenProcessPool):
+        """The worker process running the item died (killed, crashed, exited)."""
+
+    class UnpicklingFailed(_UnpicklingFailed, BrokenProcessPool):
+        """A call or a result could not be unpickled where it arrived."""
+
+    class WorkerStartFailed(_WorkerStartFailed, BrokenProcessPool):
+        """A worker process exited or hung before it was ready to run tasks."""
+
+
+def __getattr__(name: str) -> type[GearshiftError]:
+    body = _ALSO_BROKEN_POOL.get(name)
+    if body is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from concurrent.futures.process import BrokenProcessPool
+
+    made = type(name, (body, BrokenProcessPool), {"__module__": __name__, "__doc__": body.__doc__})
+    cls: type[GearshiftError] = globals().setdefault(name, made)  # one, even if threads race
+    return cls
+
+
+def breaks_pool(exc: BaseException) -> bool:
+    """True when `exc` means the executor cannot run anything any more: `InitializerFailed`,
+    `WorkerStartFailed`, or a standard pool's `BrokenExecutor`. `WorkerDied` and
+    `UnpicklingFailed` are `BrokenExecutor`s too, but each concerns one call."""
+    return isinstance(exc, BrokenExecutor) and not isinstance(exc, TaskError | _UnpicklingFailed)
+
+
 def signal_name(exitcode: int | None) -> str | None:
     """`SIGKILL` for exit code -9; None for a normal exit."""
     if exitcode is None or exitcode >= 0:
@@ -142,6 +211,22 @@ def signal_name(exitcode: int | None) -> str | None:
         return signal.Signals(-exitcode).name
     except ValueError:
         return f"signal {-exitcode}"
+
+
+def call_repr(fn: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """`name(1, 'a', key=2)`, each argument shortened: how errors name a submitted call."""
+    name = getattr(fn, "__qualname__", None) or short_repr(fn)
+    shown = [short_repr(a) for a in args] + [f"{k}={short_repr(v)}" for k, v in kwargs.items()]
+    more = ", ..." if len(shown) > 6 else ""
+    return f"{name}({', '.join(shown[:6])}{more})"
+
+
+def chained(error: ExcT, cause: BaseException, hint: str = "") -> ExcT:
+    """`error`, its message completed with `cause` (`(TypeError: ...)`) and `hint`, and `cause`
+    as its `__cause__`: what a failure means for the call, and what the library said."""
+    error.args = (f"{error.args[0]} ({type(cause).__name__}: {cause}){hint}",)
+    error.__cause__ = cause
+    return error
 
 
 def item_error(

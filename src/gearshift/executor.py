@@ -35,15 +35,24 @@ class Executor(_StdExecutor):
         initargs: tuple[Any, ...] = (),
         max_tasks_per_child: int | None = None,
         mp_context: object = None,
+        max_memory_per_child: int | str | None = None,
     ) -> None:
         """`mp_context` is accepted for drop-in use and ignored: workers are always fresh
-        interpreters (like "spawn"). `max_tasks_per_child` recycles process workers."""
+        interpreters (like "spawn"). `max_tasks_per_child` recycles process workers after that
+        many calls, `max_memory_per_child` ("2GB") after a call that leaves one over that RSS."""
         chosen = resolve(strategy, max_workers)
-        self.strategy = chosen.with_recycling(max_tasks_per_child=max_tasks_per_child)
+        self.strategy = chosen.with_recycling(
+            max_tasks_per_child=max_tasks_per_child, max_memory_per_child=max_memory_per_child
+        )
         self._inner = self.strategy.executor(initializer=initializer, initargs=tuple(initargs))
 
     @property
     def max_workers(self) -> int:
+        return self.strategy.workers
+
+    @property
+    def _max_workers(self) -> int:
+        """The standard pools' name for it, which dask (`pool=`) and other libraries read."""
         return self.strategy.workers
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
@@ -105,8 +114,11 @@ def _call_batch(fn: Callable[..., T], batch: tuple[tuple[Any, ...], ...]) -> lis
 
 
 def _flatten(batches: Iterator[list[T]]) -> Iterator[T]:
+    """Each batch's results in order, none kept once yielded (as the standard map does)."""
     for batch in batches:
-        yield from batch
+        batch.reverse()
+        while batch:
+            yield batch.pop()
 
 
 def _results(
@@ -116,22 +128,25 @@ def _results(
     fn: Callable[..., Any],
     args_iter: Iterator[tuple[Any, ...]],
 ) -> Iterator[Any]:
-    """Yield results in order; with a buffer, submit one more call per result taken."""
+    """Yield results in order; with a buffer, submit one more call per result taken. No local
+    refers to a future or a result while suspended: a result the caller dropped is freed."""
     try:
         while fs:
             if owner is not None and (executor := owner()) is not None:
                 args = next(args_iter, None)
                 if args is not None:
                     fs.append(executor.submit(fn, *args))
-                del executor
-            future = fs.popleft()
-            if end_time is None:
-                yield future.result()
-            else:
-                try:
-                    yield future.result(end_time - time.monotonic())
-                finally:
-                    future.cancel()
+                del executor, args
+            yield _result_or_cancel(fs.popleft(), end_time)
     finally:
         for future in fs:
             future.cancel()
+
+
+def _result_or_cancel(future: Future[Any], end_time: float | None) -> Any:
+    if end_time is None:
+        return future.result()
+    try:
+        return future.result(end_time - time.monotonic())
+    finally:
+        future.cancel()

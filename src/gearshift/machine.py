@@ -1,4 +1,5 @@
-"""What this machine gives a process: the CPUs it may use, the GIL's state, and what load takes.
+"""What this machine gives a process: the CPUs it may use, the GIL's state, what load takes, and
+how much memory it holds (and whether the kernel's OOM killer ended one).
 
 Cores: `os.cpu_count()` reports the machine's CPUs, but a container limited to 1.5 CPUs by its
 cgroup, or a process pinned to two cores by `taskset`, gains nothing from a worker per machine CPU.
@@ -35,7 +36,7 @@ def available_cores() -> int:
         cores = len(os.sched_getaffinity(0))
     else:  # macOS, Windows
         cores = os.cpu_count() or 1
-    quota = cgroup_cpu_limit(CGROUP_ROOT, _own_cgroups())
+    quota = cgroup_cpu_limit(CGROUP_ROOT, cgroup_paths())
     if quota is not None:
         cores = min(cores, math.ceil(quota))
     return max(1, cores)
@@ -47,10 +48,10 @@ def gil_enabled() -> bool:
     return True if check is None else bool(check())
 
 
-def _own_cgroups() -> dict[str, str]:
-    """This process's cgroup path per controller ("" is cgroup v2), from /proc/self/cgroup."""
+def cgroup_paths(pid: int | str = "self") -> dict[str, str]:
+    """A process's cgroup path per controller ("" is cgroup v2), from /proc/PID/cgroup."""
     try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
     except OSError:
         return {}
     paths: dict[str, str] = {}
@@ -107,6 +108,51 @@ def _v1_limit(directory: Path) -> list[float]:
     return [quota / period]
 
 
+def oom_kill_counter(pid: int | str = "self", root: Path = CGROUP_ROOT) -> Path | None:
+    """The file that counts the kernel's OOM kills in a process's memory cgroup, or None: cgroup
+    v2 `memory.events` or v1 `memory.oom_control`, each with a line "oom_kill N" (Linux >= 4.13).
+
+    The kernel counts a kill before it sends the SIGKILL, so a count grown across a death is
+    the OOM killer's. A container may see its own cgroup as the root: the deepest existing file
+    of the cgroup and its ancestors is taken.
+    """
+    paths = cgroup_paths(pid)
+    if not paths:
+        return None
+    files = [d / "memory.events" for d in _ancestors(root, paths.get("", "/"))]
+    files += [
+        d / "memory.oom_control" for d in _ancestors(root / "memory", paths.get("memory", "/"))
+    ]
+    return next((file for file in files if oom_kills(file) is not None), None)
+
+
+def oom_kills(counter: Path) -> int | None:
+    """The OOM kills an `oom_kill_counter` file has counted; None if it cannot be read."""
+    try:
+        lines = counter.read_text().splitlines()
+    except OSError:
+        return None
+    counts = [line.split()[1] for line in lines if line.startswith("oom_kill ")]
+    return int(counts[0]) if counts and counts[0].isdigit() else None
+
+
+def resident_bytes() -> int | None:
+    """This process's resident memory in bytes: now (/proc/self/statm, Linux) or its peak so far
+    (getrusage elsewhere: it never falls); None where neither exists. `Mark` reads it; the
+    process worker has its own reader (`rss_reader`), as it cannot import gearshift."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, else KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit
+
+
 def runqueue_seconds(native_id: int | None = None) -> float:
     """Seconds a thread (default: this one) has waited, runnable, for a CPU others held (Linux).
 
@@ -131,24 +177,37 @@ def steal_seconds() -> float:
 
 
 class Mark:
-    """A moment of the calling thread: wall clock, its run-queue waits, the machine's steal."""
+    """A moment of the calling thread: wall clock, its run-queue waits, the machine's steal,
+    the process's resident memory."""
 
     def __init__(self) -> None:
         self.wall = time.perf_counter()
         self.runqueue = runqueue_seconds()
         self.steal = steal_seconds()
+        self.rss = resident_bytes()
+
+    def rss_growth(self) -> int | None:
+        """Bytes the process's resident memory grew since the mark; None where it is unknown."""
+        now = resident_bytes()
+        return None if now is None or self.rss is None else now - self.rss
 
     def queued(self) -> float:
         """Seconds since the mark this thread sat runnable while others held the CPUs."""
         return max(0.0, runqueue_seconds() - self.runqueue)
 
     def stolen(self, busy: float) -> float:
-        """Seconds since the mark that `busy` CPU seconds of this thread lost to steal.
-
-        A running thread loses the share f of steal on its CPU: its CPU time covers 1 - f of the
-        wall time it ran, so it lost busy x f / (1 - f); never more than its time off CPU.
-        """
+        """Seconds since the mark that `busy` CPU seconds of this thread lost to steal."""
         elapsed = time.perf_counter() - self.wall
-        share = (steal_seconds() - self.steal) / max(elapsed, STEAL_WINDOW)
-        share = min(MAX_STEAL, max(0.0, share))
-        return min(busy * share / (1.0 - share), max(0.0, elapsed - busy))
+        return lost_to_steal(busy, elapsed, steal_seconds() - self.steal)
+
+
+def lost_to_steal(busy: float, elapsed: float, steal: float) -> float:
+    """Seconds that `busy` CPU seconds lost to `steal` seconds per CPU within `elapsed` seconds.
+
+    A running thread loses the share f of steal on its CPU: its CPU time covers 1 - f of the
+    wall time it ran, so it lost busy x f / (1 - f); never more than its time off CPU. The share
+    is averaged over at least STEAL_WINDOW.
+    """
+    share = steal / max(elapsed, STEAL_WINDOW)
+    share = min(MAX_STEAL, max(0.0, share))
+    return min(busy * share / (1.0 - share), max(0.0, elapsed - busy))

@@ -30,5 +30,6 @@ class Statistics:
     tasks_retried: int = 0
     workers_started: int = 0
     workers_lost: int = 0
+    workers_recycled: int = 0  # retired by max_tasks_per_child or max_memory_per_child, replaced
     chunksize: int = 0
     width: int = 0  # workers a map call ran at, at the end (a ramp may have grown it)

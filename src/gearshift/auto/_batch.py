@@ -13,6 +13,7 @@ from typing import Any, overload
 from gearshift.auto._canary import Queued
 from gearshift.auto._take import joined_items
 from gearshift.machine import available_cores
+from gearshift.strategies import fails_its_item
 from gearshift.strategies.processes.worker import run_items
 from gearshift.values import ChunkResult
 
@@ -71,7 +72,7 @@ def run_batch(
     """`items` run in this thread by the workers' own loop, timed as a whole; with `queued`
     (this thread's), the time it sat queued for a CPU meanwhile is the batch's `lost`."""
     before, cpu = 0.0 if queued is None else queued(), time.thread_time()
-    values, wall, errors = run_items(call, items, Exception)  # KeyboardInterrupt goes through
+    values, wall, errors = run_items(call, items, fails_its_item)  # Ctrl-C goes through
     cpu = time.thread_time() - cpu
     lost = 0.0 if queued is None else queued() - before
     return Batch(items, values, errors, wall, cpu, lost)
@@ -96,6 +97,7 @@ class Phases:
     gil_share: float | None = None  # the canary's: share of the items' CPU time it was locked out
     stolen: float = 0.0  # of the measured items' time, by the hypervisor (`machine.Mark.stolen`)
     shipping: bool = True  # whether processes may still be chosen, so shipping needs measuring
+    rss_per_item: float | None = None  # bytes resident memory grew per measured item, phase 1
 
     @property
     def count(self) -> int:

@@ -30,6 +30,7 @@ from gearshift.auto._batch import (
 )
 from gearshift.auto._take import Taker
 from gearshift.machine import Mark
+from gearshift.strategies import fails_its_item
 from gearshift.strategies.processes.worker import run_items
 
 # Of CPU work. bench/auto.py on a machine loaded 6x over: pure Python read at most 1.4x with 0.1 s,
@@ -125,7 +126,7 @@ def _on_threads(
         mark, cpu = Mark(), time.thread_time()
         mine = batch[j::n]
         try:
-            values, wall, errors = run_items(fn, mine, Exception)
+            values, wall, errors = run_items(fn, mine, fails_its_item)
         except BaseException as exc:  # SystemExit in a thread would vanish: re-raised below
             escaped.append(exc)
             return

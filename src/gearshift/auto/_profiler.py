@@ -43,13 +43,8 @@ __all__ = ["Profile", "Sample", "profile", "profile_sample"]
 # Long items still running: how often `until` is asked again. The rest starts within this of the
 # moment processes pay for their start (bench/auto.py: 5 x 0.5 s of pure Python).
 WATCH_SECONDS = 0.01
-NO_SHIPPING: dict[str, Any] = {
-    "payload_bytes_in": 0.0,
-    "payload_bytes_out": 0.0,
-    "ship_seconds_in": 0.0,
-    "ship_seconds_out": 0.0,
-    "unpicklable": None,
-}
+_SHIPPED = ("payload_bytes_in", "payload_bytes_out", "ship_seconds_in", "ship_seconds_out")
+NO_SHIPPING: dict[str, Any] = {**dict.fromkeys(_SHIPPED, 0.0), "unpicklable": None}
 
 
 @dataclass(frozen=True)
@@ -80,6 +75,9 @@ class Profile:
     # not get the GIL; None: not measured.
     gil_held_share: float | None = None
     shipping_measured: bool = True  # False: processes could not pay anyway, so it was not
+    # Bytes resident memory grew per item, over the items run alone after the first (None: not
+    # measured): what a worker may pass max_memory_per_child by before it retires.
+    rss_growth_per_item: float | None = None
 
     @property
     def holds_gil(self) -> bool:
@@ -134,6 +132,7 @@ class Profile:
             f"  threads: {self.scaling_description()}",
             f"  shipping: {self._shipping()}",
             f"  items vary by {self.variation:.0%} (coefficient of variation of wall time)",
+            f"  memory: {self.memory_description()}",
             f"  machine: {self.cores} cores available, "
             f"GIL {'enabled' if self.gil_enabled else 'off'}",
         ]
@@ -153,6 +152,12 @@ class Profile:
         if self.preempted_seconds_per_item < 0.01 * self.wall_seconds_per_item:
             return ""
         return f" ({seconds(self.preempted_seconds_per_item)} of it waiting for a busy CPU)"
+
+    def memory_description(self) -> str:
+        """E.g. "resident memory grew 21.0 MB per item": what max_memory_per_child allows for."""
+        if self.rss_growth_per_item is None:
+            return "not measured (no item ran alone, or no way to read memory here)"
+        return f"resident memory grew {size(self.rss_growth_per_item)} per item"
 
     def scaling_description(self) -> str:
         """E.g. "2 threads ran 1.0x": what the scaling phase saw, in words."""
@@ -304,13 +309,10 @@ def _profile(
         cores=cores,
         gil_enabled=gil_enabled(),
         coroutine=coroutine,
-        errors=sum(len(b.errors) for b in phases.taken) if watch is None else _errors(watch),
+        errors=sum(len(b.errors) for b in phases.taken) if watch is None else watch.errors(),
         sample_seconds=time.perf_counter() - started,
         items_running=running,
         shipping_measured=shipping,
+        rss_growth_per_item=phases.rss_per_item,
         **(ship_cost(fn, pairs) if shipping else NO_SHIPPING),  # type: ignore[arg-type]
     )
-
-
-def _errors(watch: Watch) -> int:
-    return sum(r.record is not None and r.record.error is not None for r in watch.runners)

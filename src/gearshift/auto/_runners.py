@@ -104,6 +104,10 @@ class Watch:
         self.runners.append(runner)
         return runner
 
+    def errors(self) -> int:
+        """How many of the items that ended raised."""
+        return sum(r.record is not None and r.record.error is not None for r in self.runners)
+
     def running(self) -> list[Runner]:
         return [r for r in self.runners if r.record is None]
 

@@ -44,7 +44,7 @@ from gearshift.auto._batch import Record as Record  # where _shipping.py finds i
 from gearshift.auto._canary import Canary, Queued
 from gearshift.auto._onthreads import scaling
 from gearshift.auto._take import Taker
-from gearshift.machine import Mark
+from gearshift.machine import Mark, resident_bytes
 
 # profile(): ~0.1 s of sample in all (with phase 2) keeps its figures steady (bench/auto.py).
 SEQUENTIAL_SECONDS = 0.05
@@ -110,6 +110,7 @@ def _batches(
     item past it was measured."""
     limit = sys.maxsize if size is None else size - scaling_share(size)
     batch, budget, mark, queued = 1, seconds, Mark(), Queued()
+    rss: int | None = None
     try:
         while phases.count < limit:
             want = min(batch, limit - phases.count)
@@ -117,7 +118,9 @@ def _batches(
             if items:
                 first = not phases.taken
                 phases.taken.append(run_batch(call, items, queued))
-                if not first:  # the sample's first item is a warm-up (imports, cold caches)
+                if first:  # the sample's first item is a warm-up (imports, cold caches)
+                    rss = resident_bytes()  # its growth is not the items' (read once: no GIL)
+                else:
                     phases.measured.append(phases.taken[-1])
             if len(items) < want:
                 phases.exhausted = True
@@ -141,6 +144,8 @@ def _batches(
         queued.close()
     if not phases.measured:  # the warm-up item alone: better than nothing
         phases.measured = list(phases.taken)
+    elif rss is not None and (now := resident_bytes()) is not None:  # it frees none: 0 at least
+        phases.rss_per_item = max(0.0, (now - rss) / sum(len(b.items) for b in phases.measured))
     phases.stolen = mark.stolen(sum(b.cpu for b in phases.measured))
 
 

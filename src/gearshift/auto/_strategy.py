@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import inspect
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
@@ -15,7 +17,13 @@ from gearshift.auto._chooser import PROCESS_START_SECONDS, WAITING_BOUND_SHARE, 
 from gearshift.auto._memory import Hint, observed, recall, remember
 from gearshift.auto._profiler import Profile, profile_sample
 from gearshift.errors import ProfileError, UsageError
-from gearshift.strategies import ChunkExecutor, Initializer, Strategy
+from gearshift.strategies import (
+    ChunkExecutor,
+    Initializer,
+    Strategy,
+    check_memory,
+    check_workers,
+)
 from gearshift.units import seconds
 from gearshift.values import ChunkResult
 
@@ -24,16 +32,43 @@ class Auto(Strategy):
     """Measure the first items (`gearshift.profile`), then run the rest as `gearshift.choose` says.
 
     `max_workers` caps the width auto may choose. `limit_blas_threads` (default on) caps the
-    BLAS/OpenMP threads of each process worker so processes x threads fit the cores.
+    BLAS/OpenMP threads of each process worker so processes x threads fit the cores. Auto sets
+    no recycling limit itself; one given (`with_recycling`) applies if it chooses processes.
+    `allow_serial=False` (`gearshift.aimap`'s): where serial would win, one worker thread runs
+    the rest (threads x 1), so that the thread iterating stays free to hand results on.
     """
 
     name = "auto"
     needs_pickling = False
     runs_coroutines = True  # coroutine functions are routed to the asyncio strategy
 
-    def __init__(self, max_workers: int | None = None, *, limit_blas_threads: bool = True) -> None:
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        limit_blas_threads: bool = True,
+        allow_serial: bool = True,
+    ) -> None:
         super().__init__(max_workers)
         self.limit_blas_threads = limit_blas_threads
+        self.allow_serial = allow_serial
+        self.max_tasks_per_child: int | None = None
+        self.max_memory_per_child: int | None = None
+
+    def with_recycling(
+        self,
+        *,
+        max_tasks_per_child: int | None = None,
+        max_memory_per_child: int | str | None = None,
+    ) -> Auto:
+        """A copy that gives these limits to the process workers, if it chooses processes
+        (threads and serial run in your own process, which no limit recycles)."""
+        clone = copy.copy(self)
+        if max_tasks_per_child is not None:
+            clone.max_tasks_per_child = check_workers(max_tasks_per_child, "max_tasks_per_child")
+        if max_memory_per_child is not None:
+            clone.max_memory_per_child = check_memory(max_memory_per_child)
+        return clone
 
     def default_workers(self) -> int:
         return machine_cores()  # available_cores(), read at most once a second
@@ -106,6 +141,7 @@ def decide(
         )
     except ProfileError:  # the input was empty
         return _build(auto, Choice("serial", 1, 1, 1.0, "no items: nothing to run"), cores)
+    _refuse_awaitables(sample.outcome)
     remaining = None if total is None else total - len(sample.items)
     choice = choose(sample.profile, remaining=remaining)
     if remaining == 0 and len(sample.items) > 1:  # the sample was the run: say what it found
@@ -115,7 +151,27 @@ def decide(
         )
     remember(fn, sample.profile, choice)
     decision = _build(auto, choice, cores)
-    return Decision(decision.strategy, choice, sample.items, sample.outcome, remaining)
+    return Decision(decision.strategy, decision.choice, sample.items, sample.outcome, remaining)
+
+
+def _refuse_awaitables(outcome: Future[ChunkResult]) -> None:
+    """A plain function that returns coroutines (`lambda url: fetch(url)`) would yield them
+    unawaited: auto tells work for the event loop by `async def`, so say how to run it."""
+    if not outcome.done() or outcome.exception() is not None:
+        return
+    result = outcome.result()
+    awaitables = [v for pos, v in enumerate(result.values) if pos not in result.errors]
+    if not awaitables or not inspect.isawaitable(awaitables[0]):
+        return
+    for value in awaitables:
+        if inspect.iscoroutine(value):
+            value.close()  # never started: closed, so Python does not warn it was never awaited
+    raise UsageError(
+        f"fn returned {type(awaitables[0]).__name__} objects but is not an async function, "
+        "which is how strategy='auto' recognises work for the event loop: pass the async "
+        "function itself (gearshift.map(fetch, urls), or a functools.partial of it), or run "
+        "this one with strategy='asyncio'"
+    )
 
 
 def _remembered(
@@ -164,12 +220,18 @@ def _remembered(
 
 def _build(auto: Auto, choice: Choice, cores: int) -> Decision:
     """The strategy `choice` names, as wide as it says (within `auto.max_workers`), configured."""
+    if choice.strategy == "serial" and not auto.allow_serial:
+        why = f"{choice.why}; not serial (allow_serial=False, as from async code): threads x 1"
+        choice = replace(choice, strategy="threads", max_workers=1, why=why)
     cap = auto.max_workers or choice.max_workers
     width = max(1, min(choice.max_workers, cap))
     strategy: Strategy
     if choice.strategy == "processes":  # the pool (~0.1 s of imports) loads only when chosen
         blas = max(1, cores // width) if auto.limit_blas_threads else None
-        strategy = strategies.Processes(width, blas_threads=blas)
+        strategy = strategies.Processes(width, blas_threads=blas).with_recycling(
+            max_tasks_per_child=auto.max_tasks_per_child,
+            max_memory_per_child=auto.max_memory_per_child,
+        )
     elif choice.strategy == "threads" and choice.grow_to:
         strategy = strategies.Threads(width, grow_to=min(choice.grow_to, cap))
     else:

@@ -30,6 +30,7 @@ from gearshift.auto._onthreads import CLEAR_ABOVE, CLEAR_BELOW
 from gearshift.auto._runners import Runner, Watch
 from gearshift.auto._take import Taker
 from gearshift.machine import Mark
+from gearshift.strategies import fails_its_item
 
 WATCHABLE = hasattr(time, "pthread_getcpuclockid")
 # bench/auto.py, few long items (5 x 0.3 s sleeps or HTTP GETs): with SECOND_SECONDS, the run
@@ -70,7 +71,7 @@ def watch_first(
         first.thread.join()
         record = first.record
         assert record is not None
-        if record.error is not None and not isinstance(record.error, Exception):
+        if record.error is not None and not fails_its_item(record.error):
             raise record.error  # KeyboardInterrupt, SystemExit: as in the calling thread
         errors: dict[int, BaseException] = {} if record.error is None else {0: record.error}
         lost = first.lost()

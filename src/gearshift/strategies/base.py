@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import inspect
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
@@ -14,9 +16,13 @@ from gearshift.chunking import TARGET_CHUNK_SECONDS
 from gearshift.errors import UsageError, short_repr
 from gearshift.strategies._ramp import Ramp
 from gearshift.strategies._run import run_chunk, run_chunk_abandoning
+from gearshift.units import parse_size
 from gearshift.values import ChunkResult
 
 Initializer = Callable[..., object] | None
+# A Python interpreter alone is resident in ~10 MB: a smaller memory limit is a unit mistake
+# ("max_memory_per_child=512" meant MB), and would retire every worker after every item.
+MIN_MEMORY_LIMIT = 2**20
 
 
 def check_workers(max_workers: object, argument: str = "max_workers") -> int | None:
@@ -25,9 +31,35 @@ def check_workers(max_workers: object, argument: str = "max_workers") -> int | N
         return None
     if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
         raise UsageError(
-            f"{argument} must be a whole number >= 1 or None (the default), got {max_workers!r}"
+            f"{argument} must be greater than 0: a whole number >= 1, or None (the default), "
+            f"got {max_workers!r}"
         )
     return max_workers
+
+
+def check_memory(limit: object, argument: str = "max_memory_per_child") -> int | None:
+    """Validate a memory limit: None, bytes (a number), or a size such as "2GB" or "1.5GiB"
+    (`units.parse_size`: kB, MB, GB count in powers of 1,000; KiB, MiB, GiB of 1,024)."""
+    if limit is None:
+        return None
+    value = None
+    if isinstance(limit, str):
+        with contextlib.suppress(ValueError):
+            value = parse_size(limit)
+    elif isinstance(limit, int | float) and not isinstance(limit, bool) and math.isfinite(limit):
+        value = int(limit)
+    if value is None:
+        raise UsageError(
+            f"{argument} must be a number of bytes, a size such as '2GB', '512MB' or '1.5GiB' "
+            f"(kB, MB, GB: powers of 1,000; KiB, MiB, GiB: of 1,024), or None; got {limit!r}"
+        )
+    if value < MIN_MEMORY_LIMIT:
+        raise UsageError(
+            f"{argument}={limit!r} is under 1 MiB, less than a Python interpreter alone takes, "
+            f"so every worker would retire after every item: a plain number counts bytes; "
+            f"write the unit, e.g. '{limit}MB'"
+        )
+    return value
 
 
 def is_async_callable(fn: object) -> bool:
@@ -70,6 +102,7 @@ class Strategy(ABC):
     name: ClassVar[str]
     needs_pickling: ClassVar[bool]  # functions, items and results cross a process boundary
     runs_coroutines: ClassVar[bool] = False
+    submit_runs_items: ClassVar[bool] = False  # serial: submit returns once the items ran
     # Work per chunk that makes the strategy's per-chunk cost negligible (see gearshift.chunking).
     target_chunk_seconds: ClassVar[float] = TARGET_CHUNK_SECONDS
 
@@ -87,15 +120,25 @@ class Strategy(ABC):
         clone.max_workers = check_workers(max_workers)
         return clone
 
-    def with_recycling(self, *, max_tasks_per_child: int | None = None) -> Strategy:
-        """A copy whose worker processes are replaced after `max_tasks_per_child` items each;
-        strategies without worker processes refuse a limit, and None changes nothing."""
-        if max_tasks_per_child is None:
-            return self
-        raise UsageError(
-            f"max_tasks_per_child recycles worker processes; strategy {self.name!r} has none: "
-            "use strategy='processes'"
-        )
+    def with_recycling(
+        self,
+        *,
+        max_tasks_per_child: int | None = None,
+        max_memory_per_child: int | str | None = None,
+    ) -> Strategy:
+        """A copy whose worker processes are replaced after `max_tasks_per_child` items each, or
+        after an item that leaves one over `max_memory_per_child`; strategies without worker
+        processes refuse a limit, and None keeps the strategy's own."""
+        for argument, limit in (
+            ("max_tasks_per_child", max_tasks_per_child),
+            ("max_memory_per_child", max_memory_per_child),
+        ):
+            if limit is not None:
+                raise UsageError(
+                    f"{argument} recycles worker processes; strategy {self.name!r} has none: "
+                    "use strategy='processes'"
+                )
+        return self
 
     @property
     def workers(self) -> int:

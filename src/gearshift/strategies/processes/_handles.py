@@ -7,10 +7,13 @@ worker process (a `_launch.Proc`), the pool's end of its socket, and the pieces 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import multiprocessing.process
 import os
 import pickle
 import sys
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -18,8 +21,9 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from gearshift.errors import TaskErrorT, item_error
+from gearshift.errors import TaskErrorT, call_repr, item_error
 from gearshift.strategies.processes._launch import Proc, start_worker
+from gearshift.strategies.processes.worker import STOP
 from gearshift.values import ChunkResult
 
 
@@ -34,17 +38,21 @@ class Call:
     def __call__(self, _: object) -> Any:
         return self.fn(*self.args, **self.kwargs)
 
+    def __repr__(self) -> str:
+        return call_repr(self.fn, self.args, self.kwargs)
+
 
 @dataclass(eq=False)
 class Job:
     """One submission: a chunk of items (or one call) and the future that receives its results."""
 
     future: Future[Any]
-    fn_key: int
+    fn_key: int | None  # None: a call, sent whole every time and never cached by a worker
     fn_bytes: bytes
     items: list[Any]
     first_index: int | None  # None: a plain `submit` call, resolved with the value itself
     task_timeout: float | None
+    label: str = ""  # a call's `fn(args)`, which names it in errors
     result: ChunkResult = field(init=False)
     left: int = field(init=False)
     started: bool = False
@@ -55,7 +63,9 @@ class Job:
         self.left = n
 
     def error_for(self, pos: int, cls: type[TaskErrorT], why: str, **kw: Any) -> TaskErrorT:
-        return item_error(cls, (self.first_index or 0) + pos, self.items[pos], why, **kw)
+        if self.first_index is None:  # a call from submit: it has no index, its call names it
+            return cls(f"the call {self.label} {why}", index=0, item=self.label, **kw)
+        return item_error(cls, self.first_index + pos, self.items[pos], why, **kw)
 
 
 @dataclass(eq=False)
@@ -80,7 +90,8 @@ class Piece:
 class WorkerHandle:
     proc: Proc
     conn: Connection
-    budget: int | None  # items it may still run (max_tasks_per_child); at 0 it retires
+    budget: int | None  # items it may still run (max_tasks_per_child); 0: it retires (or has)
+    started: float = field(default_factory=time.monotonic)  # when it was started
     ready: bool = False  # started and initialized: from now on its items' deadlines run
     pieces: deque[Piece] = field(default_factory=deque)
     fn_keys: dict[int, None] = field(default_factory=dict)
@@ -117,12 +128,31 @@ def start(
     budget: int | None,
     extra_env: dict[str, str],
     fn_bytes: bytes,
+    max_rss: int | None = None,
 ) -> WorkerHandle:
-    """Start a worker and queue its init message (it reads it once it runs)."""
+    """Start a worker and queue its init message (it reads it once it runs). `max_rss`: the
+    resident bytes past which it retires after an item (max_memory_per_child)."""
     by_value = b"cloudpickle" in fn_bytes or b"cloudpickle" in (initializer or b"")
     proc, conn = start_worker(method, extra_env, ("cloudpickle",) if by_value else ())
-    conn.send_bytes(pickle.dumps(("init", worker_sys_path(), initializer, log_levels())))
+    authkey = bytes(multiprocessing.process.current_process().authkey)  # for manager proxies
+    init = ("init", worker_sys_path(), initializer, log_levels(), authkey, max_rss)
+    conn.send_bytes(pickle.dumps(init))
     return WorkerHandle(proc, conn, budget)
+
+
+def retire(worker: WorkerHandle) -> list[Piece]:
+    """Recycle a worker: it is told to exit (and reaped once it has; the dispatcher starts a
+    fresh one while work waits). Returns what it held unrun, as fresh pieces in order."""
+    worker.budget = 0
+    unrun = [
+        Piece(p.job, p.start + p.done, p.stop, p.isolated)
+        for p in worker.pieces
+        if p.start + p.done < p.stop
+    ]
+    worker.pieces.clear()
+    with contextlib.suppress(OSError):
+        worker.conn.send_bytes(STOP)
+    return unrun
 
 
 def fail(pieces: Sequence[Piece], exc: BaseException | None) -> None:

@@ -7,7 +7,7 @@
 The dispatcher always knows which chunk ("piece") each worker holds, in order, so a dead worker
 or an overdue item is attributed to exactly that item: the worker is killed (timeouts) or reaped
 (deaths) and replaced, its unstarted pieces go back to the queue, and the pool never "breaks"
-(`_pool_state` does that accounting). There is no shared queue, lock or semaphore between
+(`_pool_state` and `_losses` do that accounting). No queue, lock or semaphore is shared between
 processes, so the pool runs where /dev/shm is missing (AWS Lambda). Workers are forked by a fork
 server or started as fresh interpreters (`_launch`; your `__main__` is not re-imported);
 functions and items travel with cloudpickle.
@@ -22,12 +22,11 @@ import pickle
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from gearshift.errors import WorkerStartFailed
+from gearshift.errors import PicklingFailed, WorkerStartFailed, chained
 from gearshift.strategies.base import ChunkExecutor
 from gearshift.strategies.processes._handles import (
     Call,
@@ -39,7 +38,8 @@ from gearshift.strategies.processes._handles import (
     start,
 )
 from gearshift.strategies.processes._launch import default_start_method
-from gearshift.strategies.processes._pool_state import PoolState
+from gearshift.strategies.processes._losses import Losses
+from gearshift.strategies.processes._pool_state import PICKLE_HINT
 from gearshift.strategies.processes.worker import FN_CACHE_SIZE, STOP
 from gearshift.values import ChunkResult, Statistics
 
@@ -64,13 +64,14 @@ class ProcessPool(ChunkExecutor):
         max_tasks_per_child: int | None = None,
         env: dict[str, str] | None = None,
         start_method: str | None = None,
+        max_memory_per_child: int | None = None,
     ) -> None:
         """`env`: variables set in every worker, on top of this process's environment.
-        `start_method`: "forkserver" or "spawn" (see `_launch`); None picks the best here."""
+        `start_method`: "forkserver" or "spawn" (see `_launch`); None picks the best here.
+        `max_memory_per_child`: resident bytes past which a worker retires after an item."""
         method = start_method or default_start_method()
-        self._state = _Dispatcher(
-            max_workers, initializer, initargs, max_tasks_per_child, dict(env or {}), method
-        )
+        settings = (max_tasks_per_child, dict(env or {}), method, max_memory_per_child)
+        self._state = _Dispatcher(max_workers, initializer, initargs, *settings)
         weakref.finalize(self, self._state.close, False)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
@@ -98,7 +99,7 @@ class ProcessPool(ChunkExecutor):
         return self._state.statistics()
 
 
-class _Dispatcher(PoolState):
+class _Dispatcher(Losses):
     """The one thread that moves work between the queue and the workers, and its user-side API."""
 
     # ---- called from user threads -------------------------------------------------------------
@@ -115,14 +116,16 @@ class _Dispatcher(PoolState):
         except Exception as exc:
             if first_index is not None:
                 raise  # map turns this into a UsageError that names fn
-            future.set_exception(exc)  # as ProcessPoolExecutor does for a call it cannot pickle
+            error = PicklingFailed(f"the call {fn!r} could not be pickled for a worker process")
+            future.set_exception(chained(error, exc, PICKLE_HINT))  # as ProcessPoolExecutor does
             return future
         with self.lock:
             if self.broken is not None:
                 raise type(self.broken)(*self.broken.args) from self.broken
             if self.closing:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            job = Job(future, key, fn_bytes, items, first_index, task_timeout)
+            label = repr(fn) if isinstance(fn, Call) else ""
+            job = Job(future, key, fn_bytes, items, first_index, task_timeout, label)
             self.queue.append(Piece(job, 0, len(items)))
             self.counts["tasks_submitted"] += len(items)
             if self.thread is None:
@@ -178,8 +181,7 @@ class _Dispatcher(PoolState):
         if broken is not None:
             return False
         if cancel:
-            fail([p for p in self.queue if not p.job.started], None)
-            self.queue = deque(p for p in self.queue if p.job.started)
+            self.cancel_queued_calls()
         self._dispatch()
         if closing and not self.queue and not any(w.pieces for w in self.workers):
             return False
@@ -191,7 +193,8 @@ class _Dispatcher(PoolState):
         for worker in list(self.workers):
             sentinel = worker.proc.sentinel
             if worker.fd in ready:
-                self.receive(worker)
+                if not self.receive(worker):
+                    self.lose(worker, None)
             elif (sentinel is None or sentinel in ready) and worker.proc.poll() is not None:
                 self.lose(worker, None)
         self.expire(time.monotonic())
@@ -224,7 +227,7 @@ class _Dispatcher(PoolState):
 
     def _prefetch_target(self, piece: Piece) -> WorkerHandle | None:
         """The busy worker likeliest to finish soon, if sending ahead to it pays off."""
-        typical = self.chunk_seconds.get(piece.job.fn_key)
+        typical = None if piece.job.fn_key is None else self.chunk_seconds.get(piece.job.fn_key)
         assert piece.blob is not None
         if typical is None or typical > PREFETCH_MAX_SECONDS:
             return None
@@ -243,6 +246,7 @@ class _Dispatcher(PoolState):
                 self.max_tasks_per_child,
                 self.env,
                 piece.job.fn_bytes,  # a function pickled by value: preload cloudpickle
+                self.max_memory_per_child,
             )
         except OSError as exc:  # fails the pool (see run), as a worker that dies starting does
             raise WorkerStartFailed(
@@ -260,7 +264,9 @@ class _Dispatcher(PoolState):
             if not job.future.set_running_or_notify_cancel():
                 return
         fn_bytes = None
-        if job.fn_key not in worker.fn_keys:
+        if job.fn_key is None:  # a call: sent whole, not kept by the worker
+            fn_bytes = job.fn_bytes
+        elif job.fn_key not in worker.fn_keys:
             fn_bytes = job.fn_bytes
             if len(worker.fn_keys) >= FN_CACHE_SIZE:  # mirrors the worker's own eviction
                 worker.fn_keys.pop(next(iter(worker.fn_keys)))
@@ -276,7 +282,7 @@ class _Dispatcher(PoolState):
                 pickle.dumps(("run", job.fn_key, fn_bytes, piece.blob, piece.exact))
             )
         except OSError:
-            self.lose(worker, None)
+            self.unsent(worker, piece)
 
     def _stop_all(self) -> None:
         """Ask every worker to exit, give them all one grace period together, kill the rest."""

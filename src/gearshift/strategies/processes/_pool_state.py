@@ -1,23 +1,22 @@
-"""The process pool's state, and how what happens to a worker becomes outcomes for its items.
+"""The process pool's state, and how a worker's messages become outcomes for its items.
 
 `PoolState` holds the queue of pieces and the workers with the pieces each holds, in order.
-Its methods turn each event into outcomes for exactly the items concerned: results (a chunk
-that raised nothing is filled with one slice assignment), a worker's death (blamed on the item
-it was running; its other pieces requeued; a chunk that ran as one message re-run item by item
-to isolate the culprit), a timeout, an item that cannot be pickled, and a worker that exits
-before it is ready, which fails the whole pool clearly instead of respawning it forever.
-Only the dispatcher thread (`_pool`) calls these methods; `lock` guards what users' threads read.
+Its methods turn each message into outcomes for exactly the items concerned: results (a chunk
+that raised nothing is filled with one slice assignment), a chunk that could not be loaded, an
+item that cannot be pickled, an initializer that failed. What a worker's end means (a death, a
+timeout, a worker never ready) is `_losses`'. Only the dispatcher thread (`_pool`) calls these
+methods; `lock` guards what users' threads read.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import logging
 import os
 import pickle
 import select
-import sys
 import threading
 import time
 import weakref
@@ -29,20 +28,18 @@ import cloudpickle
 
 from gearshift.errors import (
     InitializerFailed,
-    TaskError,
-    TaskTimeout,
-    WorkerDied,
-    WorkerStartFailed,
+    PicklingFailed,
+    UnpicklingFailed,
+    chained,
     remote_error,
-    signal_name,
 )
-from gearshift.strategies.processes._handles import Call, Job, Piece, WorkerHandle, kill
+from gearshift.strategies.processes._handles import Call, Job, Piece, WorkerHandle, fail, retire
+from gearshift.strategies.processes._oom import OomLedger
 from gearshift.strategies.processes._pickling import dumps
-from gearshift.strategies.processes.worker import FN_CACHE_SIZE, STOP
+from gearshift.strategies.processes.worker import FN_CACHE_SIZE
 
-# How long a worker may take to load a function new to it (importing its module: torch, pandas)
-# before its first item's task_timeout starts; past this, that item gets TaskTimeout anyway.
-LOAD_SECONDS = 60.0
+_UNPICKLE_HINT = ": can every module it needs be imported there (same sys.path, same packages)?"
+PICKLE_HINT = ": pass data that pickle can carry, or use strategy='threads'"
 
 
 class PoolState:
@@ -56,9 +53,11 @@ class PoolState:
         max_tasks_per_child: int | None,
         env: dict[str, str],
         start_method: str,
+        max_memory_per_child: int | None = None,
     ) -> None:
         self.max_workers = max_workers
         self.max_tasks_per_child = max_tasks_per_child
+        self.max_memory_per_child = max_memory_per_child
         self.env = env
         self.start_method = start_method
         self.initializer = (
@@ -69,9 +68,8 @@ class PoolState:
         self.workers: list[WorkerHandle] = []
         self.closing = self.cancel_queued = False
         self.broken: BaseException | None = None
-        self.counts = dict.fromkeys(
-            ["tasks_submitted", "tasks_done", "tasks_failed", "workers_started", "workers_lost"], 0
-        )
+        counted = ["tasks_submitted", "tasks_done", "tasks_failed", "workers_started"]
+        self.counts = dict.fromkeys([*counted, "workers_lost", "workers_recycled"], 0)
         self.keys = itertools.count()
         self.chunk_seconds: dict[int, float] = {}  # fn key -> a recent chunk's compute time
         self.fns: dict[int, tuple[Callable[..., Any], int, bytes]] = {}  # id -> (fn, key, bytes)
@@ -81,11 +79,13 @@ class PoolState:
         self.poller.register(self.wake_r, select.POLLIN)
         weakref.finalize(self, _close_fds, self.wake_r, self.wake_w)
         self.thread: threading.Thread | None = None  # the dispatcher, once started
+        self.oom = OomLedger()
 
-    def pickled(self, fn: Callable[..., Any]) -> tuple[int, bytes]:
-        """Pickle each function once (map sends it with every chunk); keys are never reused."""
+    def pickled(self, fn: Callable[..., Any]) -> tuple[int | None, bytes]:
+        """Pickle each function once (map sends it with every chunk); keys are never reused.
+        A call (fn with its arguments) has no key: workers do not keep it."""
         if isinstance(fn, Call):
-            return next(self.keys), cloudpickle.dumps(fn)
+            return None, cloudpickle.dumps(fn)
         cached = self.fns.get(id(fn))
         if cached is None or cached[0] is not fn:
             cached = (fn, next(self.keys), cloudpickle.dumps(fn))
@@ -107,6 +107,21 @@ class PoolState:
             self.unpicklable(piece, exc)
             return False
 
+    def cancel_queued_calls(self) -> None:
+        """shutdown(cancel_futures=True), once: cancel what is queued, except the calls free
+        workers take now, as the standard pool runs those already in its call queue."""
+        with self.lock:
+            self.cancel_queued = False
+        free = self.max_workers - sum(1 for worker in self.workers if worker.pieces)
+        kept: deque[Piece] = deque()
+        for piece in self.queue:
+            if piece.job.started or (free > 0 and not piece.job.future.done()):
+                free -= not piece.job.started
+                kept.append(piece)
+            else:
+                fail([piece], None)
+        self.queue = kept
+
     def break_pool(self, error: BaseException) -> None:
         """Nothing can run any more: every pending future gets `error`, later submits raise it."""
         with self.lock:
@@ -118,51 +133,90 @@ class PoolState:
         for fd in (worker.fd, worker.proc.sentinel):
             if fd is not None:
                 self.poller.register(fd, select.POLLIN)
+        self.oom.watch(worker.proc.pid)  # the first worker's cgroup counts OOM kills
 
-    def receive(self, worker: WorkerHandle) -> None:
-        """Handle one message from a worker's socket (it was readable); EOF means it died."""
+    def receive(self, worker: WorkerHandle) -> bool:
+        """Handle one message from a worker's socket (it was readable); False: EOF, it died."""
         try:
             message = worker.conn.recv_bytes()
         except (EOFError, OSError):
-            self.lose(worker, None)
-            return
-        self.handle(worker, pickle.loads(message))
+            return False
+        self.handle(worker, message)
+        return True
 
-    def handle(self, worker: WorkerHandle, message: tuple[Any, ...]) -> None:
-        kind = message[0]
-        if kind == "log":  # the pool's own handlers emit the worker's record
-            logging.getLogger(message[1].name).handle(message[1])
-            return
+    def handle(self, worker: WorkerHandle, message: bytes) -> None:
+        """One message: its head always unpickles, its body may not (see `worker`)."""
+        stream = io.BytesIO(message)
+        kind, *head = pickle.load(stream)
         if kind in ("ready", "started"):  # initialized / loaded fn: deadlines start now
             worker.ready = True
             if worker.pieces:
                 worker.pieces[0].item_started = time.monotonic()
                 worker.pieces[0].loading = worker.pieces[0].loading and kind == "ready"
             return
-        if kind == "init_failed":
-            exc = remote_error(message[1])
-            error = InitializerFailed(f"the pool's initializer raised {exc!r}")
-            error.__cause__ = exc
-            self.break_pool(error)
+        if kind == "over":  # past max_memory_per_child after an item (unless retired already)
+            if worker.pieces or not worker.retiring:
+                self.queue.extendleft(reversed(retire(worker)))
+                self.counts["workers_recycled"] += 1
             return
+        try:
+            body = pickle.load(stream)
+        except BaseException as exc:  # even a sys.exit() in a __reduce__: only its items fail
+            body = exc
+        if kind == "log":  # the pool's own handlers emit the worker's record
+            if isinstance(body, logging.LogRecord):
+                logging.getLogger(body.name).handle(body)
+        elif kind == "init_failed":
+            raised = body if isinstance(body, BaseException) else remote_error(body)
+            self.break_pool(chained(InitializerFailed("the pool's initializer raised"), raised))
+        else:
+            self._outcomes(worker, kind, head, body)
+
+    def _outcomes(self, worker: WorkerHandle, kind: str, head: list[Any], body: Any) -> None:
+        """A "done" or "fail" message: outcomes for the next items of the running piece."""
         piece = worker.pieces[0]
         job, base = piece.job, piece.start + piece.done
-        if kind == "fail":
-            exc = remote_error(message[1])
+        n = piece.stop - base if kind == "fail" else head[0]
+        if kind == "fail":  # fn, the call or the items could not be loaded: all its items fail
+            if head[0] == "fn" and job.fn_key is not None:
+                worker.fn_keys.pop(job.fn_key, None)  # the worker could not cache it
+            error = self._not_loaded(job, head[0], body)
             for pos in range(base, piece.stop):
-                self.finish(job, pos, None, 0.0, exc)
-            piece.done = piece.stop - piece.start
+                self.finish(job, pos, None, 0.0, error)
+        elif isinstance(body, BaseException):
+            self._not_unpickled(piece, n, body)
         else:
-            self._absorb(job, base, message[1], message[2], message[3])
-            piece.done += len(message[1])
+            self._absorb(job, base, *body[1:4])
+        piece.done += n
         piece.item_started = time.monotonic()
         if piece.done >= piece.stop - piece.start:
             worker.pieces.popleft()
             if worker.pieces:
                 worker.pieces[0].item_started = time.monotonic()
             elif worker.retiring:  # max_tasks_per_child reached: let it exit, reap it later
-                with contextlib.suppress(OSError):
-                    worker.conn.send_bytes(STOP)
+                retire(worker)
+                self.counts["workers_recycled"] += 1
+
+    def _not_unpickled(self, piece: Piece, n: int, exc: BaseException) -> None:
+        """The next `n` outcomes of `piece` arrived but cannot be unpickled here: one item's is
+        its error; a chunk's items are re-run one by one, so that only the culprit fails."""
+        job, base = piece.job, piece.start + piece.done
+        if n > 1:
+            self.queue.extendleft(
+                Piece(job, p, p + 1, isolated=True) for p in reversed(range(base, base + n))
+            )
+            return
+        what = "the result" if job.first_index is not None else f"the result of {job.label}"
+        error = UnpicklingFailed(f"{what} could not be unpickled in the pool's process")
+        self.finish(job, base, None, 0.0, chained(error, exc, _UNPICKLE_HINT))
+
+    def _not_loaded(self, job: Job, what: str, body: Any) -> BaseException:
+        """A "fail" message: the worker could not unpickle fn (or the call), or the items."""
+        exc = body if isinstance(body, BaseException) else remote_error(body)
+        if job.first_index is None:  # a call: fn and its arguments travel together
+            what = f"the call {job.label}"
+        error = UnpicklingFailed(f"{what} could not be unpickled in the worker process")
+        return chained(error, exc, _UNPICKLE_HINT)
 
     def _absorb(
         self, job: Job, base: int, values: list[Any], seconds: float, errors: dict[int, Any]
@@ -180,7 +234,7 @@ class PoolState:
             job.left -= n
             self.counts["tasks_done"] += n
             self.resolve(job)
-        if job.first_index is not None:  # map's chunks; plain calls each have their own key
+        if job.fn_key is not None:  # map's chunks; plain calls have no key
             if len(self.chunk_seconds) >= FN_CACHE_SIZE:
                 self.chunk_seconds.clear()
             self.chunk_seconds[job.fn_key] = seconds
@@ -216,89 +270,10 @@ class PoolState:
             try:
                 cloudpickle.dumps(job.items[pos])
             except Exception as item_exc:
-                why = f"the item could not be pickled: {type(item_exc).__name__}: {item_exc}"
-                self.finish(job, pos, None, 0.0, TypeError(why))
+                error = PicklingFailed("the item could not be pickled")
+                self.finish(job, pos, None, 0.0, chained(error, item_exc, PICKLE_HINT))
             else:
                 self.queue.appendleft(Piece(job, pos, pos + 1, isolated=True))
-
-    def deadline(self, worker: WorkerHandle) -> float | None:
-        """When the item `worker` is running becomes overdue (None: no timeout, or not started)."""
-        if not worker.ready or not worker.pieces:
-            return None
-        piece, timeout = worker.pieces[0], worker.pieces[0].job.task_timeout
-        if timeout is not None and piece.loading:  # importing fn's module is not the item's time
-            timeout = max(timeout, LOAD_SECONDS)
-        return None if timeout is None else piece.item_started + timeout
-
-    def next_deadline(self) -> float | None:
-        deadlines = [d for w in self.workers if (d := self.deadline(w)) is not None]
-        return min(deadlines, default=None)
-
-    def expire(self, now: float) -> None:
-        for worker in list(self.workers):
-            deadline = self.deadline(worker)
-            if deadline is not None and now >= deadline:
-                self.lose(worker, worker.pieces[0].job.task_timeout)
-
-    def lose(self, worker: WorkerHandle, timeout: float | None) -> None:
-        """A worker died (or overran `timeout`): blame the running item, requeue the rest."""
-        if worker not in self.workers:
-            return
-        if worker.retiring and not worker.pieces:  # it exited as told, nothing was lost
-            self.reap(worker)
-            return
-        kill(worker)
-        self.reap(worker)
-        self.counts["workers_lost"] += 1
-        if not worker.ready:  # it never ran a task: starting workers fails, so would the next
-            self.break_pool(self._start_failed(worker))
-            self.queue.extendleft(reversed(worker.pieces))  # failed with the pool, below
-            return
-        if not worker.pieces:
-            return
-        running, *waiting = worker.pieces
-        job, pos = running.job, running.start + running.done
-        requeue = [Piece(p.job, p.start, p.stop, p.isolated) for p in waiting]
-        if running.exact or pos + 1 == running.stop:  # the running item is known
-            error: TaskError
-            if timeout is not None:
-                why = f"ran longer than task_timeout={timeout}s and its worker was killed"
-                if running.loading:
-                    why = f"did not start: its worker took over {LOAD_SECONDS:g}s to load fn"
-                error = job.error_for(pos, TaskTimeout, why, timeout=timeout)
-            else:
-                pid, code = worker.proc.pid, worker.proc.returncode
-                why = f"killed its worker (pid {pid}, {signal_name(code) or f'exit code {code}'})"
-                error = job.error_for(pos, WorkerDied, why, pid=pid, exitcode=code)
-            self.finish(job, pos, None, 0.0, error)
-            if pos + 1 < running.stop:
-                requeue.insert(0, Piece(job, pos + 1, running.stop))
-        else:  # the chunk ran as one message: re-run its items one by one to find the culprit
-            requeue[:0] = [Piece(job, p, p + 1, isolated=True) for p in range(pos, running.stop)]
-        self.queue.extendleft(reversed(requeue))
-
-    def _start_failed(self, worker: WorkerHandle) -> WorkerStartFailed:
-        code = worker.proc.returncode
-        how = signal_name(code) or f"exit code {code}"
-        during = " or in the pool's initializer" if self.initializer is not None else ""
-        return WorkerStartFailed(
-            f"a worker process (pid {worker.proc.pid}, {how}) exited while starting{during}, "
-            "before it could run any task, so the pool stopped instead of starting more. Its "
-            "error output above says why. Common causes: an initializer that exits or crashes, "
-            f"an environment in which {sys.executable} cannot start (PYTHONHOME, PYTHONPATH, "
-            "the env given to the pool), or no memory or processes left. Check that "
-            f"`{sys.executable} -c 'import cloudpickle'` works, and try strategy='threads'."
-        )
-
-    def reap(self, worker: WorkerHandle) -> None:
-        if worker in self.workers:
-            self.workers.remove(worker)
-            for fd in (worker.fd, worker.proc.sentinel):
-                if fd is not None:
-                    self.poller.unregister(fd)
-        worker.proc.wait(None)
-        worker.proc.close()
-        worker.conn.close()
 
 
 def _close_fds(*fds: int) -> None:

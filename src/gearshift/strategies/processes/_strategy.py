@@ -9,7 +9,7 @@ from typing import Any
 
 from gearshift.errors import UsageError
 from gearshift.machine import available_cores
-from gearshift.strategies.base import Initializer, Strategy, check_workers
+from gearshift.strategies.base import Initializer, Strategy, check_memory, check_workers
 from gearshift.strategies.processes._launch import START_METHODS, WORKER_ENV, default_start_method
 from gearshift.strategies.processes._pool import ProcessPool
 
@@ -31,6 +31,11 @@ class Processes(Strategy):
     `"spawn"` (the default elsewhere): each worker is a fresh interpreter. Both are safe when
     your process has threads (plain fork is not), and neither re-imports your `__main__`, so
     scripts need no `if __name__ == "__main__"` guard.
+
+    `max_tasks_per_child` retires a worker after that many items, `max_memory_per_child` after
+    an item that leaves its resident memory (RSS) over that many bytes ("2GB", "1.5GiB": kB, MB,
+    GB count in powers of 1,000, KiB, MiB, GiB of 1,024); a fresh worker, your initializer run
+    again, takes its place, and what the old one had not run goes to the others.
     """
 
     name = "processes"
@@ -41,6 +46,7 @@ class Processes(Strategy):
         max_workers: int | None = None,
         *,
         max_tasks_per_child: int | None = None,
+        max_memory_per_child: int | str | None = None,
         blas_threads: int | None = None,
         start_method: str | None = None,
     ) -> None:
@@ -48,12 +54,22 @@ class Processes(Strategy):
         so that workers x their threads do not oversubscribe the cores; None leaves them be."""
         super().__init__(max_workers)
         self.max_tasks_per_child = check_workers(max_tasks_per_child, "max_tasks_per_child")
+        self.max_memory_per_child = check_memory(max_memory_per_child)
         self.blas_threads = check_workers(blas_threads, "blas_threads")
         self.start_method = _check_start_method(start_method)
 
-    def with_recycling(self, *, max_tasks_per_child: int | None = None) -> Processes:
-        clone = copy.copy(self)  # keeps its start_method, blas_threads
-        clone.max_tasks_per_child = check_workers(max_tasks_per_child, "max_tasks_per_child")
+    def with_recycling(
+        self,
+        *,
+        max_tasks_per_child: int | None = None,
+        max_memory_per_child: int | str | None = None,
+    ) -> Processes:
+        """A copy with these limits; None keeps this one's (and its other settings)."""
+        clone = copy.copy(self)
+        if max_tasks_per_child is not None:
+            clone.max_tasks_per_child = check_workers(max_tasks_per_child, "max_tasks_per_child")
+        if max_memory_per_child is not None:
+            clone.max_memory_per_child = check_memory(max_memory_per_child)
         return clone
 
     def worker_env(self) -> dict[str, str]:
@@ -76,6 +92,7 @@ class Processes(Strategy):
             self.max_tasks_per_child,
             self.worker_env(),
             self.start_method,
+            self.max_memory_per_child,
         )
 
 

@@ -5,18 +5,25 @@ without importing gearshift, concurrent.futures, logging or typing: only what a 
 imported, when it needs it. It talks to its pool over the socket inherited as file descriptor FD,
 with multiprocessing.connection's framing (a 4-byte length, or -1 and an 8-byte length):
 
-    pool ── ("init", sys_path, initializer, log_levels) ─────────►  worker
-         ── ("run", fn_key, fn_bytes | None, items_blob, report_each) ►
-         ◄─ ("ready",) ───────────────────────────────────────────   initialized
-         ◄─ ("started",) ─────────────────────────────────────────   a new fn loaded (timed runs)
-         ◄─ ("done", values, seconds, errors, final) ─────────────   per item or per chunk
-         ◄─ ("init_failed", error) / ("fail", error) ─────────────   the initializer / a chunk
-         ◄─ ("log", record) ──────────────────────────────────────   a logging record, any time
-         ── ("stop",) ────────────────────────────────────────────►  flush and exit 0 at once
+    pool ── ("init", sys_path, initializer, log_levels, authkey, max_rss) ►  worker
+         ── ("run", fn_key | None, fn_bytes | None, items, report_each) ──►
+         ◄─ ("ready",) ───────────────────────────────────────────────   initialized
+         ◄─ ("started",) ─────────────────────────────────────────────   a new fn loaded (timed)
+         ◄─ ("done", n, final) + ("done", values, seconds, errors) ───   per item or per chunk
+         ◄─ ("init_failed",) + error / ("fail", what) + error ────────   initializer / a chunk
+         ◄─ ("log",) + record ────────────────────────────────────────   a log record, any time
+         ◄─ ("over",) ────────────────────────────────────────────────   past max_rss after an item
+         ── ("stop",) ────────────────────────────────────────────────►  flush and exit 0
 
-`seconds` is the compute time of the whole message (one timer per chunk, not per item). A reader
-thread drains the socket into a local queue, so the pool never blocks sending, and ends the
-process the moment the socket closes: a worker cannot outlive its pool, even mid-task.
+What the worker sends is a head, plain values that always unpickle, then in the same frame a
+body pickled apart: a body the pool cannot unpickle (a class missing there, a `__reduce__` that
+raises) fails only the n items the head names. `seconds` is the compute time of the whole
+message (one timer per chunk, not per item). A call from `submit` comes with fn_key None and is
+not cached: its arguments are freed once it has run. A reader thread drains the socket into a
+local queue, so the pool never blocks sending, and ends the process the moment the socket
+closes: a worker cannot outlive its pool, even mid-task. With `max_rss` (max_memory_per_child,
+bytes) it reads its resident memory after each item; once over, it reports what it ran, sends
+"over", runs nothing more and waits for "stop": the pool gives what it had not run to others.
 """
 
 from __future__ import annotations
@@ -33,14 +40,17 @@ from time import perf_counter
 TYPE_CHECKING = False  # typing itself is not imported: a worker pays for what it uses
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from importlib.machinery import ModuleSpec
     from types import ModuleType
     from typing import Any
+
+    Keep = Callable[[BaseException], bool]  # which exceptions fail only their item
 
 FN_CACHE_SIZE = 8  # functions a worker keeps unpickled, oldest evicted first
 STOP = pickle.dumps(("stop",), protocol=5)
 READY = pickle.dumps(("ready",), protocol=5)
 STARTED = pickle.dumps(("started",), protocol=5)
+LOG, INIT_FAILED = pickle.dumps(("log",), protocol=5), pickle.dumps(("init_failed",), protocol=5)
+OVER = pickle.dumps(("over",), protocol=5)
 _SIZE, _BIG = Struct("!i"), Struct("!Q")
 
 
@@ -67,15 +77,16 @@ class Channel:
             got += read
         return buf
 
-    def send(self, payload: bytes) -> None:
-        n = len(payload)
+    def send(self, head: bytes, body: bytes = b"") -> None:
+        """One message: `head`, then `body` (see the module docstring)."""
+        n = len(head) + len(body)
         header = _SIZE.pack(n) if n <= 0x7FFFFFFF else _SIZE.pack(-1) + _BIG.pack(n)
         with self.lock:
             if n <= 65536:
-                self._write(header + payload)
+                self._write(header + head + body)
             else:  # no copy of a big result
-                self._write(header)
-                self._write(payload)
+                self._write(header + head)
+                self._write(body)
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -121,31 +132,43 @@ def encode_done(
     values: list[Any], seconds: object, raised: dict[int, BaseException], *more: object
 ) -> bytes:
     """("done", values, seconds, errors, *more) pickled; a value that cannot be pickled becomes
-    that item's error (a TypeError saying so), not a lost chunk."""
+    that item's error, not a lost chunk: a `PicklingFailed` saying so, or what its `__reduce__`
+    raised if that was no Exception (sys.exit()), as in the standard pool."""
     errors = {pos: portable(exc) for pos, exc in raised.items()}
     try:
         return dumps(("done", values, seconds, errors, *more))
-    except Exception:
+    except BaseException:  # found item by item below
         pass
     values = list(values)
     for pos, value in enumerate(values):
         try:
             dumps(value)
-        except Exception as exc:
+        except BaseException as exc:
             values[pos] = None
-            problem = TypeError(f"the result could not be pickled: {type(exc).__name__}: {exc}")
-            errors[pos] = portable(problem)
+            errors[pos] = portable(_not_picklable(exc) if isinstance(exc, Exception) else exc)
     return dumps(("done", values, seconds, errors, *more))
 
 
+def _not_picklable(exc: Exception) -> BaseException:
+    from gearshift.errors import PicklingFailed
+
+    problem = PicklingFailed(
+        f"the result could not be pickled to send it back ({type(exc).__name__}: {exc}): "
+        "return data that pickle can carry, or use strategy='threads'"
+    )
+    problem.__cause__ = exc
+    return problem
+
+
 def run_items(
-    fn: Callable[[Any], Any], items: Sequence[Any], catch: type[BaseException] = BaseException
+    fn: Callable[[Any], Any], items: Sequence[Any], keep: Keep | None = None
 ) -> tuple[list[Any], float, dict[int, BaseException]]:
-    """Run `fn` on each item, one timer for all; an exception of type `catch` is that item's
-    error (here even SystemExit is). The items run in C (`list.extend(map(...))`, which keeps
-    what it appended when `fn` raises): no Python line of ours runs per item, so a tiny item
-    costs what it costs in `list(map(fn, items))`. PEP 479's wart applies: a StopIteration from
-    `fn` reads to `map` as its end, so that item's error says so (its traceback is lost)."""
+    """Run `fn` on each item, one timer for all; an exception is that item's error if `keep` is
+    None (here even SystemExit is) or `keep(exc)`, else it propagates. The items run in C
+    (`list.extend(map(...))`, which keeps what it appended when `fn` raises): no Python line of
+    ours runs per item, so a tiny item costs what it costs in `list(map(fn, items))`. PEP 479's
+    wart applies: a StopIteration from `fn` reads to `map` as its end, so that item's error says
+    so (its traceback is lost)."""
     values: list[Any] = []
     errors: dict[int, BaseException] = {}
     mapped = map(fn, items)
@@ -153,7 +176,9 @@ def run_items(
     while True:
         try:
             values.extend(mapped)
-        except catch as exc:
+        except BaseException as exc:
+            if keep is not None and not keep(exc):
+                raise
             errors[len(values)] = exc
             values.append(None)
             continue
@@ -169,83 +194,20 @@ _STOP_ITERATION = (
 )
 
 
-class _Logs:
-    """Sends this worker's log records to the pool, whose own handlers then emit them.
-
-    Installed the moment a task's code imports logging (an import hook waits for it), so
-    workers never pay for logging they do not use, and not even a task's first record is lost.
-    """
-
-    def __init__(self, channel: Channel, levels: dict[str, int]) -> None:
-        self.channel, self.levels, self.on = channel, levels, False
-
-    def install(self) -> None:
-        if self.on:
-            return
-        if "logging" not in sys.modules:
-            if not any(isinstance(f, _AfterImport) for f in sys.meta_path):
-                sys.meta_path.insert(0, _AfterImport("logging", self._forward))
-            return
-        self._forward(sys.modules["logging"])
-
-    def _forward(self, logging: ModuleType) -> None:
-        if self.on:
-            return
-        self.on = True
-        channel = self.channel
-
-        class Forward(logging.Handler):  # type: ignore[name-defined,misc]
-            def emit(self, record: Any) -> None:  # as QueueHandler.prepare does
-                try:
-                    message = self.format(record)
-                    record = logging.makeLogRecord(record.__dict__)
-                    record.message = record.msg = message
-                    record.args = record.exc_info = record.exc_text = record.stack_info = None
-                    channel.send(dumps(("log", record)))
-                except Exception:  # a record that cannot travel is lost, not the task
-                    pass
-
-        logging.getLogger().handlers = [Forward()]
-        for name, level in self.levels.items():
-            logging.getLogger(name or None).setLevel(level)
+def beside(filename: str) -> ModuleType:
+    """A standard-library-only file beside this one (`_hooks.py`, `_capped.py`), loaded by path
+    as this one is, once per process (a fork server loads them before it forks)."""
+    module = _beside.get(filename)
+    if module is None:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), filename)
+        module = _beside[filename] = type(sys)(f"gearshift_worker_{filename[1:-3]}")
+        module.__file__ = path
+        with open(path, "rb") as source:
+            exec(compile(source.read(), path, "exec"), module.__dict__)
+    return module
 
 
-class _AfterImport:
-    """A meta path finder that calls `then(module)` right after `name` is first imported (its
-    real loader runs as usual). It stays in sys.meta_path, inert: removing it could make another
-    thread's import, iterating that list, skip a finder."""
-
-    def __init__(self, name: str, then: Callable[[ModuleType], None]) -> None:
-        self.name, self.then, self.done = name, then, False
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
-        if fullname != self.name or self.done:
-            return None
-        self.done = True
-        for finder in sys.meta_path:
-            find = None if finder is self else getattr(finder, "find_spec", None)
-            spec: ModuleSpec | None = None if find is None else find(fullname, path, target)
-            if spec is not None and spec.loader is not None:
-                spec.loader = _ThenLoader(spec.loader, self.then)  # type: ignore[assignment]
-                return spec
-        return None
-
-
-class _ThenLoader:
-    """The real loader, then `then(module)`; everything else is the real loader's."""
-
-    def __init__(self, loader: Any, then: Callable[[ModuleType], None]) -> None:
-        self.loader, self.then = loader, then
-
-    def exec_module(self, module: ModuleType) -> None:
-        self.loader.exec_module(module)
-        try:  # noqa: SIM105 - workers do not import contextlib
-            self.then(module)
-        except Exception:  # not forwarded: records go where logging sends them by default
-            pass
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.loader, name)
+_beside: dict[str, ModuleType] = {}
 
 
 def _flush() -> None:
@@ -272,10 +234,13 @@ def serve(fd: int) -> None:
     channel = Channel(fd)
     inbox: SimpleQueue[bytearray] = SimpleQueue()
     threading.Thread(target=_read, args=(channel, inbox), daemon=True).start()
-    pid = os.getpid()
-    _, sys_path, initializer, log_levels = pickle.loads(inbox.get())
+    _, sys_path, initializer, log_levels, authkey, max_rss = pickle.loads(inbox.get())
+    cap = None if max_rss is None else (beside("_capped.py").rss_reader(), max_rss)
     sys.path[:] = sys_path
-    logs = _Logs(channel, log_levels)
+    # The pool's multiprocessing authkey, so that manager proxies passed to tasks can connect.
+    hooks = beside("_hooks.py")
+    hooks.after_import("multiprocessing.process", lambda mp: _set_authkey(mp, authkey))
+    logs = hooks.Logs(lambda record: channel.send(LOG, dumps(record)), log_levels)
     logs.install()
     if initializer is not None:
         try:
@@ -283,38 +248,70 @@ def serve(fd: int) -> None:
             logs.install()
             init(*initargs)
         except BaseException as exc:
-            channel.send(dumps(("init_failed", portable(exc))))
+            channel.send(INIT_FAILED, dumps(portable(exc)))
             _flush()
             os._exit(1)
     channel.send(READY)  # task deadlines start now, not while the interpreter was starting
     fns: dict[int, Callable[[Any], Any]] = {}
     while True:
-        message = inbox.get()
-        if message == STOP:
+        if _run(channel, inbox.get(), fns, logs, cap):  # past max_memory_per_child
+            channel.send(OVER)  # the pool gives what was sent meanwhile to a fresh worker
+            while inbox.get() != STOP:
+                pass
             _flush()
-            os._exit(0)  # nothing to tear down: skip the interpreter's slow exit
-        try:
-            _, fn_key, fn_bytes, blob, report_each = pickle.loads(message)
-            items = pickle.loads(blob)
-            if fn_bytes is not None:
-                if len(fns) >= FN_CACHE_SIZE:  # the pool mirrors this eviction exactly
-                    fns.pop(next(iter(fns)))
-                fns[fn_key] = pickle.loads(fn_bytes)
-            fn = fns[fn_key]
-        except Exception as exc:  # e.g. fn's module cannot be imported here
-            channel.send(dumps(("fail", portable(exc))))
-            continue
-        if report_each and fn_bytes is not None:  # importing fn's module is not the item's time
-            channel.send(STARTED)
-        logs.install()
-        groups = [[item] for item in items] if report_each else [items]
-        for n, group in enumerate(groups, 1):
+            os._exit(0)
+
+
+def _run(
+    channel: Channel,
+    message: bytearray,
+    fns: dict[int, Any],
+    logs: Any,
+    cap: tuple[Callable[[], int], int] | None,
+) -> bool:
+    """Run one chunk and send its outcomes, or stop; True once this worker is over its memory
+    `cap` (it then ran nothing after the item that took it over). Only this call's frame refers
+    to a call's arguments and results, so they are freed (proxies released) once it returns."""
+    if message == STOP:
+        _flush()
+        os._exit(0)  # nothing to tear down: skip the interpreter's slow exit
+    what = "fn"
+    try:
+        _, fn_key, fn_bytes, blob, report_each = pickle.loads(message)
+        fn = fns[fn_key] if fn_bytes is None else pickle.loads(fn_bytes)
+        if fn_key is not None and fn_bytes is not None:  # a call (no key) is not kept
+            if len(fns) >= FN_CACHE_SIZE:  # the pool mirrors this eviction exactly
+                fns.pop(next(iter(fns)))
+            fns[fn_key] = fn
+        what = "the items"
+        items = pickle.loads(blob)
+    except BaseException as exc:  # fn's module cannot be imported here, a sys.exit()...
+        channel.send(dumps(("fail", what)), dumps(portable(exc)))
+        return False
+    if report_each and fn_bytes is not None:  # importing fn's module is not the item's time
+        channel.send(STARTED)
+    logs.install()
+    pid = os.getpid()
+    groups = [[item] for item in items] if report_each else [items]
+    for n, group in enumerate(groups, 1):
+        over = False
+        if cap is None:
             values, seconds, raised = run_items(fn, group)
-            if os.getpid() != pid:  # the task forked and this is the child: never talk to the pool
-                os._exit(0)
-            _flush()
-            logs.install()
-            channel.send(encode_done(values, seconds, raised, n == len(groups)))
+        else:
+            values, seconds, raised, over = beside("_capped.py").run_capped(fn, group, *cap)
+        if os.getpid() != pid:  # the task forked and this is the child: never talk to the pool
+            os._exit(0)
+        _flush()
+        logs.install()
+        head = dumps(("done", len(values), n == len(groups) or over))
+        channel.send(head, encode_done(values, seconds, raised))
+        if over:
+            return True
+    return False
+
+
+def _set_authkey(mp_process: ModuleType, authkey: bytes) -> None:
+    mp_process.current_process().authkey = authkey
 
 
 def main(argv: list[str]) -> None:
