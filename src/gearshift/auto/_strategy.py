@@ -160,14 +160,14 @@ def _refuse_awaitables(outcome: Future[ChunkResult]) -> None:
     if not outcome.done() or outcome.exception() is not None:
         return
     result = outcome.result()
-    awaitables = [v for pos, v in enumerate(result.values) if pos not in result.errors]
-    if not awaitables or not inspect.isawaitable(awaitables[0]):
+    first = next((v for pos, v in enumerate(result.values) if pos not in result.errors), None)
+    if not inspect.isawaitable(first):  # one look: the sample may have run every item
         return
-    for value in awaitables:
+    for value in result.values:
         if inspect.iscoroutine(value):
             value.close()  # never started: closed, so Python does not warn it was never awaited
     raise UsageError(
-        f"fn returned {type(awaitables[0]).__name__} objects but is not an async function, "
+        f"fn returned {type(first).__name__} objects but is not an async function, "
         "which is how strategy='auto' recognises work for the event loop: pass the async "
         "function itself (gearshift.map(fetch, urls), or a functools.partial of it), or run "
         "this one with strategy='asyncio'"
