@@ -12,7 +12,7 @@ strategy="auto" samples the first items and chooses (`gearshift.auto.decide`) be
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from itertools import chain, islice
@@ -23,7 +23,7 @@ from typing import Any
 from gearshift._progress import Progress
 from gearshift.auto import Auto, Choice, decide
 from gearshift.chunking import ChunkSizer
-from gearshift.errors import TaskError, TaskFailed, UsageError, breaks_pool, short_repr
+from gearshift.errors import TaskError, TaskFailed, UsageError, breaks_pool, item_error
 from gearshift.strategies import CtrlCGuard, CtrlCHeld, Ramp, Strategy, get_interruptibly
 from gearshift.values import ChunkResult, Statistics
 
@@ -50,13 +50,12 @@ class _Chunk:
     """A contiguous slice of the input; `open` counts items without a final outcome yet."""
 
     start: int
-    items: list[Any]
+    items: Sequence[Any]
     values: list[Any] = field(default_factory=list)
     attempts: dict[int, int] = field(default_factory=dict)
     open: int = 0
 
-    def __post_init__(self) -> None:
-        self.values = [None] * len(self.items)
+    def __post_init__(self) -> None:  # `values` is filled in by _absorb: the results' own list
         self.open = len(self.items)
 
 
@@ -129,9 +128,10 @@ class MapIterator(Iterator[Any]):
         primed = self._decide() if isinstance(self._strategy, Auto) else None
         if self._interrupt is not None:  # during auto's sample: start no workers
             raise self._interrupt
-        self._executor = self._strategy.executor(
-            initializer=opts.initializer, initargs=opts.initargs
-        )
+        if self._executor is None:  # auto's sample may have started the pool already
+            self._executor = self._strategy.executor(
+                initializer=opts.initializer, initargs=opts.initargs
+            )
         progress, finished = Progress(self._total, opts.progress), False
         try:
             with CtrlCGuard():
@@ -153,6 +153,7 @@ class MapIterator(Iterator[Any]):
             self._strategy, self._fn, self._items, self._total, in_process_sample=sampled
         )
         self.choice, self._strategy = decision.choice, decision.strategy
+        self._executor = decision.executor
         self._counts["tasks_submitted"] += len(decision.items)
         self._sizer = ChunkSizer(
             opts.chunksize,
@@ -175,23 +176,23 @@ class MapIterator(Iterator[Any]):
         opts, workers = self._opts, self._strategy.workers
         ramp = self._ramp = self._strategy.ramp(executor)
         # future -> its chunk, the positions it runs, the ramp's epoch and the time it was sent
-        pending: dict[Future[ChunkResult], tuple[_Chunk, list[int], int, float]] = {}
+        pending: dict[Future[ChunkResult], tuple[_Chunk, Sequence[int], int, float]] = {}
         retry: deque[tuple[_Chunk, int]] = deque()
         waiting: deque[_Chunk] = deque()  # ordered mode: chunks not yet yielded, in input order
         completed = self._completed
 
         def track(
-            future: Future[ChunkResult], chunk: _Chunk, positions: list[int], judged: bool = True
+            future: Future[ChunkResult], chunk: _Chunk, at: Sequence[int], judged: bool = True
         ) -> None:  # judged: its items' times tell the ramp how well its width did
             epoch = ramp.epoch if ramp and judged else -1
-            pending[future] = (chunk, positions, epoch, perf_counter())
+            pending[future] = (chunk, at, epoch, perf_counter())
             future.add_done_callback(completed.put)
 
         next_index, exhausted = 0, False
         if primed is not None:  # auto's sample: its results enter as a chunk (long items running)
             chunk, measured = primed
             next_index = len(chunk.items)
-            track(measured, chunk, list(range(next_index)), judged=False)
+            track(measured, chunk, range(next_index), judged=False)
             if opts.ordered:
                 waiting.append(chunk)
         while True:
@@ -211,7 +212,7 @@ class MapIterator(Iterator[Any]):
                     break
                 chunk = _Chunk(next_index, batch)
                 next_index += len(batch)
-                positions = list(range(len(batch)))
+                positions: Sequence[int] = range(len(batch))  # a range: no per-item cost
                 track(self._submit(executor, chunk, positions), chunk, positions)
                 if opts.ordered:
                     waiting.append(chunk)
@@ -236,7 +237,7 @@ class MapIterator(Iterator[Any]):
                     yield [chunk.values[pos] for pos in finals]
 
     def _submit(
-        self, executor: Executor, chunk: _Chunk, positions: list[int]
+        self, executor: Executor, chunk: _Chunk, positions: Sequence[int]
     ) -> Future[ChunkResult]:
         items = (
             chunk.items
@@ -265,10 +266,10 @@ class MapIterator(Iterator[Any]):
     def _absorb(
         self,
         chunk: _Chunk,
-        positions: list[int],
+        positions: Sequence[int],
         future: Future[ChunkResult],
         retry: deque[tuple[_Chunk, int]],
-    ) -> list[int]:
+    ) -> Sequence[int]:
         """Take a finished chunk's results; returns the positions whose outcome is now final."""
         try:
             result = future.result()
@@ -283,6 +284,8 @@ class MapIterator(Iterator[Any]):
             self._counts["tasks_done"] += len(positions)
             return positions
         finals = []
+        if len(chunk.values) != len(chunk.items):  # the first results with errors or retries
+            chunk.values = [None] * len(chunk.items)
         for offset, pos in enumerate(positions):
             error = result.errors.get(offset)
             if error is None:
@@ -307,14 +310,9 @@ class MapIterator(Iterator[Any]):
 
 def _task_error(error: BaseException, index: int, item: Any, attempts: int) -> TaskError:
     """The error that names the item: the pool's own `TaskError`, or `TaskFailed` from `error`."""
-    if isinstance(error, TaskError):
-        task_error = error
-    else:
-        task_error = TaskFailed(
-            f"item {index} ({short_repr(item)}) raised {type(error).__name__}: {error}",
-            index=index,
-            item=short_repr(item),
-        )
+    task_error = error if isinstance(error, TaskError) else None
+    if task_error is None:
+        task_error = item_error(TaskFailed, index, item, f"raised {type(error).__name__}: {error}")
         task_error.__cause__ = error
     task_error.attempts = attempts
     return task_error
