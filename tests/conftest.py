@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -16,6 +17,12 @@ import pytest
 # nobody hears. A handler here makes children start with the default action, as from a terminal.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+# Lithops' localhost backend keeps every call's files under /tmp/lithops-$USER: one directory for
+# every test run on the machine, where one run's cleanup deleted the files of another's calls (a
+# call whose files vanish never ends: its test hung for 60 s). USER names that directory and
+# nothing else the suite runs reads it, so each run gets its own (tests/test_lithops.py removes it).
+os.environ["USER"] = f"gearshift-tests-{os.getpid()}"
 
 # Every strategy the shared behaviour suite (tests/test_api.py) runs on. A strategy whose
 # extra is installed by `make test` belongs here, so CI runs its tests for real.

@@ -140,8 +140,29 @@ def test_a_coroutine_raising_cancelled_error_fails_only_its_item(
     assert isinstance(error, asyncio.CancelledError) and "itself" in str(error)
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10 has no Task.cancelling()")
+def test_an_awaitable_from_a_plain_function_raising_cancelled_error_fails_only_its_item() -> None:
+    got = gearshift.map(
+        lambda x: raise_cancelled_on_one(x), range(4), strategy="asyncio", return_exceptions=True
+    )
+    assert got[0] == 0 and got[2:] == [2, 3]
+    assert isinstance(got[1], TaskFailed) and isinstance(got[1].__cause__, asyncio.CancelledError)
+
+
 def test_lambda_returning_a_coroutine_is_awaited() -> None:
     assert gearshift.map(lambda x: double(x), [1, 2], strategy="asyncio") == [2, 4]
+
+
+def test_auto_refuses_a_plain_function_returning_coroutines_and_says_what_to_do() -> None:
+    with pytest.raises(UsageError, match="strategy='asyncio'") as info:
+        gearshift.map(lambda x: double(x), [1, 2])
+    assert "not an async function" in str(info.value)
+
+    async def main() -> None:
+        with pytest.raises(UsageError, match="pass the async function itself"):
+            await gearshift.amap(lambda x: double(x), [1, 2])
+
+    asyncio.run(main())
 
 
 def test_executor_submit_of_a_coroutine_function_and_an_async_initializer() -> None:
@@ -157,15 +178,25 @@ def test_executor_submit_of_a_coroutine_function_and_an_async_initializer() -> N
     assert seen == ["ready"]
 
 
+async def until_set(flag: threading.Event) -> str:
+    while not flag.is_set():
+        await asyncio.sleep(0.01)
+    return "released"
+
+
 def test_executor_shutdown_cancels_coroutines_waiting_for_a_slot() -> None:
-    counter = InFlight()
+    counter, release = InFlight(), threading.Event()
     ex = gearshift.Executor(1, strategy="asyncio")
-    running = ex.submit(counter.run, 0.3)
+    running = ex.submit(until_set, release)
     queued = [ex.submit(counter.run, 0.0) for _ in range(5)]
-    time.sleep(0.1)
+    deadline = time.monotonic() + 30
+    while not running.running() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert running.running()  # it holds the only slot, and cannot end before `release`
+    threading.Timer(0.2, release.set).start()  # it ends while shutdown waits for it
     ex.shutdown(wait=True, cancel_futures=True)
-    assert running.result() == 0.3
-    assert all(f.cancelled() for f in queued) and counter.finished == 1
+    assert running.result() == "released"
+    assert all(f.cancelled() for f in queued) and counter.now == counter.finished == 0
 
 
 async def scale(x: int, factor: int) -> int:
@@ -297,12 +328,18 @@ def test_aimap_takes_an_async_iterable_lazily_and_stops_on_early_exit() -> None:
     assert counter.now == 0 and counter.cancelled >= 5
 
 
-def test_cancelling_the_awaiting_task_cancels_the_work() -> None:
+@pytest.mark.parametrize("plain", [False, True], ids=["coroutine_fn", "plain_fn"])
+def test_cancelling_the_awaiting_task_cancels_the_work(plain: bool) -> None:
     counter = InFlight()
+    fn: Any = (lambda x: counter.run(x)) if plain else counter.run  # plain: returns awaitables
 
     async def main() -> None:
-        task = asyncio.ensure_future(gearshift.amap(counter.run, [30.0] * 20, max_workers=5))
-        await asyncio.sleep(0.2)
+        on_loop = "asyncio" if plain else "auto"  # auto needs `async def` to tell it (below)
+        task = asyncio.ensure_future(
+            gearshift.amap(fn, [30.0] * 20, strategy=on_loop, max_workers=5, chunksize=1)
+        )
+        while counter.now < 5:  # all five slots are running
+            await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

@@ -81,6 +81,9 @@ def test_a_killed_worker_fails_the_submitted_call_with_worker_died(dask_client: 
     finally:
         dask_client.wait_for_workers(2, timeout=30)
     assert isinstance(error, WorkerDied) and type(error.__cause__).__name__ == "KilledWorker"
+    # a submitted call has no item index: it is named by itself, as the process pool names it
+    assert str(error).startswith("the call die_on_five(5) was running when its dask worker died")
+    assert error.item == "die_on_five(5)" and "item 0" not in str(error)
 
 
 def test_task_timeout_is_per_item_inside_a_chunk(dask_client: Any) -> None:

@@ -8,7 +8,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import functools
+import sys
+import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,6 +65,21 @@ def test_submit_exception_is_the_original(strategy: str) -> None:
             future.result()
 
 
+def give_up(x: int) -> int:
+    raise asyncio.CancelledError(f"gave up on {x}")  # a plain function's own error
+
+
+def test_a_call_raising_cancelled_error_holds_it_as_its_exception(strategy: str) -> None:
+    if strategy == "asyncio" and sys.version_info < (3, 11):
+        pytest.skip("3.10 has no Task.cancelling(): the call's task reads it as its own cancel")
+    with gearshift.Executor(1, strategy=strategy) as ex:
+        future = ex.submit(give_up, 5)  # serial runs it here: it must not escape submit
+        error = future.exception(timeout=30)
+        assert not future.cancelled()  # the call raised it; nobody cancelled the future
+        assert isinstance(error, asyncio.CancelledError) and "gave up on 5" in str(error)
+        assert ex.submit(mul, 2, 3).result(timeout=30) == 6
+
+
 def test_map_matches_builtin_map(strategy: str) -> None:
     with gearshift.Executor(2, strategy=strategy) as ex:
         assert list(ex.map(mul, range(10), range(10))) == list(map(mul, range(10), range(10)))
@@ -105,12 +123,25 @@ def test_map_raises_at_the_failing_item(strategy: str) -> None:
             next(results)
 
 
-def test_map_timeout_is_for_the_whole_call() -> None:
-    with gearshift.Executor(2, strategy="threads") as ex:
-        results = ex.map(sleep_and_return, [0, 5], [1, 2], timeout=0.5)
-        assert next(results) == 1
-        with pytest.raises(TimeoutError):
-            next(results)
+def wait_and_return(event: threading.Event | None, value: int) -> int:
+    if event is not None:
+        event.wait(30)
+    return value
+
+
+def test_map_timeout_is_for_the_whole_call_and_raises_what_the_standard_pool_raises() -> None:
+    # concurrent.futures.TimeoutError: on 3.10 its own class, since 3.11 the builtin TimeoutError
+    raised = []
+    for ex in (cf.ThreadPoolExecutor(2), gearshift.Executor(2, strategy="threads")):
+        release = threading.Event()
+        with ex:
+            results = ex.map(wait_and_return, [None, release], [1, 2], timeout=0.5)
+            assert next(results) == 1
+            with pytest.raises(cf.TimeoutError) as caught:
+                next(results)
+            release.set()
+        raised.append(caught.type)
+    assert raised[0] is raised[1]
 
 
 def test_bad_map_arguments(strategy: str) -> None:
@@ -137,23 +168,39 @@ def test_submit_after_shutdown_raises(strategy: str) -> None:
         ex.submit(mul, 1, 2)
 
 
+def return_once_file_exists(path: Path, value: int) -> int:
+    deadline = time.monotonic() + 30
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return value
+
+
+def signal_start_then_wait(started: Path, release: Path, value: int) -> int:
+    started.touch()
+    return return_once_file_exists(release, value)
+
+
 @pytest.mark.parametrize("name", ["threads", "processes"])
-def test_shutdown_cancel_futures_cancels_queued_work(name: str) -> None:
+def test_shutdown_cancel_futures_cancels_queued_work(name: str, tmp_path: Path) -> None:
+    started, release = tmp_path / "started", tmp_path / "release"
     ex = gearshift.Executor(1, strategy=name)
-    running = ex.submit(sleep_and_return, 0.5, 1)
+    running = ex.submit(signal_start_then_wait, started, release, 1)
     queued = [ex.submit(sleep_and_return, 0, i) for i in range(5)]
-    time.sleep(0.2)
+    return_once_file_exists(started, 0)
+    assert started.exists()  # the first call runs (however long its worker took to start)
+    threading.Timer(0.2, release.touch).start()  # it ends while shutdown waits for it
     ex.shutdown(wait=True, cancel_futures=True)
     assert running.result() == 1
     assert all(f.cancelled() for f in queued[1:])
 
 
-def test_shutdown_without_wait_returns_at_once() -> None:
+def test_shutdown_without_wait_returns_before_the_running_call_ends(tmp_path: Path) -> None:
+    release = tmp_path / "release"
     ex = gearshift.Executor(1, strategy="processes")
-    future = ex.submit(sleep_and_return, 0.5, 7)
-    start = time.monotonic()
+    future = ex.submit(return_once_file_exists, release, 7)
     ex.shutdown(wait=False)
-    assert time.monotonic() - start < 0.4
+    assert not future.done()  # it cannot end before the file exists: shutdown did not wait
+    release.touch()
     assert future.result(timeout=30) == 7
 
 

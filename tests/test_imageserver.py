@@ -161,15 +161,14 @@ def test_bad_query_is_400_naming_the_parameter(query: str) -> None:
 
 
 def test_parallel_requests_overlap_their_latency() -> None:
-    with ImageServer(count=20, size_bytes=10_000, latency=0.2) as srv:
-        start = time.perf_counter()
-        with ThreadPoolExecutor(20) as pool:
-            bodies = list(pool.map(lambda url: fetch(url)[2], srv.urls))
-        elapsed = time.perf_counter() - start
+    with (
+        ImageServer(count=20, size_bytes=10_000, latency=0.5) as srv,
+        ThreadPoolExecutor(20) as pool,
+    ):
+        bodies = list(pool.map(lambda url: fetch(url)[2], srv.urls))
     stats = srv.statistics()
     assert [len(b) for b in bodies] == [10_000] * 20
-    assert elapsed < 2.0  # 20 x 0.2 s one after another would take 4 s
-    assert stats.peak_in_flight >= 5 and stats.in_flight == 0
+    assert stats.peak_in_flight >= 5 and stats.in_flight == 0  # one at a time would be 1
 
 
 def test_keep_alive_serves_many_requests_on_one_connection() -> None:

@@ -15,7 +15,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -23,6 +23,7 @@ import pytest
 pytest.importorskip("lithops", reason="the 'lithops' extra is not installed")
 
 import gearshift
+from _from_async import FROM_SYNC
 from gearshift import TaskFailed, TaskTimeout, UsageError
 from gearshift.errors import RemoteTraceback
 from gearshift.machine import available_cores
@@ -52,25 +53,26 @@ LOCAL = {"lithops": {"backend": "localhost", "storage": "localhost", "data_clean
 
 @pytest.fixture(scope="module", autouse=True)
 def _lithops_files_removed() -> Iterator[None]:
-    """Lithops keeps every call's files under /tmp/lithops-$USER: delete those these tests made."""
-    from lithops.constants import JOBS_DIR, JOBS_PREFIX, LITHOPS_TEMP_DIR, LOGS_DIR, MODULES_DIR
+    """Lithops keeps every call's files under /tmp/lithops-$USER, this test run's own (conftest
+    sets USER): delete it."""
+    from lithops.constants import LITHOPS_TEMP_DIR
 
-    dirs = [Path(d) for d in (JOBS_DIR, LOGS_DIR, MODULES_DIR)]
-    dirs.append(Path(LITHOPS_TEMP_DIR, "storage", JOBS_PREFIX))
-    before = {d: set(d.iterdir()) if d.is_dir() else set() for d in dirs}
+    assert "gearshift-tests-" in LITHOPS_TEMP_DIR  # never another run's, nor a developer's
     yield
-    for d in dirs:
-        for path in set(d.iterdir()) - before[d] if d.is_dir() else ():
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
+    shutil.rmtree(LITHOPS_TEMP_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def strategy() -> Lithops:
     """Overrides conftest's: the shared tests imported above run on this one instance."""
     return Lithops(config=LOCAL)
+
+
+@pytest.fixture
+def run() -> Any:
+    """Overrides test_api's: the shared tests run from sync code only here, as every Lithops call
+    is slow to start; amap's route to a strategy is the same for all (tests/test_api.py)."""
+    return FROM_SYNC
 
 
 def test_results_equal_builtin_map(strategy: Lithops) -> None:

@@ -6,6 +6,7 @@ reports its own resident memory (psutil) right after each item, when it is highe
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -104,6 +105,21 @@ def test_executor_calls_recycle_workers_by_memory() -> None:
     assert [x for x, _, _ in results] == list(range(12))
     check_recycled(results, 100 * 10**6, ITEM)
     assert stats.workers_recycled >= 2 and stats.workers_lost == 0
+
+
+def test_async_code_recycles_workers_by_memory_too() -> None:
+    async def main() -> tuple[list[tuple[int, int, int]], int]:
+        results = gearshift.aimap(
+            grow, range(12), strategy="processes", max_workers=1, max_memory_per_child="100MB"
+        )
+        async with results:
+            got = [x async for x in results]
+        return got, results.statistics().workers_recycled
+
+    results, recycled = asyncio.run(main())
+    assert [x for x, _, _ in results] == list(range(12))
+    check_recycled(results, 100 * 10**6, ITEM)
+    assert recycled >= 2
 
 
 SCRIPT = """

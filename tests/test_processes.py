@@ -275,23 +275,25 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path: Path, method: str) -> 
         textwrap.dedent(
             f"""
             import time, gearshift
+            def sit():
+                print("started\\n", end="", flush=True)  # one write: workers share the pipe
+                time.sleep(60)
             strategy = gearshift.Processes(start_method={method!r})
             with gearshift.Executor(2, strategy=strategy) as ex:
-                futures = [ex.submit(time.sleep, 60) for _ in range(2)]
-                time.sleep(0.5)
-                print("ready", flush=True)
+                futures = [ex.submit(sit) for _ in range(2)]
                 time.sleep(60)
             """
         )
     )
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     try:
-        assert parent.stdout is not None and parent.stdout.readline().strip() == "ready"
+        assert parent.stdout is not None
+        assert [parent.stdout.readline().strip() for _ in range(2)] == ["started"] * 2
         workers, servers = pool_processes(parent.pid)
         assert len(workers) == 2 and len(servers) == (method == "forkserver")
         parent.kill()
         parent.wait(10)
-        _, alive = psutil.wait_procs(workers + servers, timeout=5)
+        _, alive = psutil.wait_procs(workers + servers, timeout=20)  # not 60: they saw it
         assert not alive
     finally:
         parent.kill()

@@ -2,6 +2,8 @@
 
 The workloads run in this process (threads for the scaling phase), so call counts are exact.
 Nothing asserts speed; thresholds only separate workloads that differ by an order of magnitude.
+How CPU-bound work reads (its CPU share, 2-thread speedup, cost beside shipping) depends on the
+machine's load as well: those tests are `measures`, run by `make bench`, not `make test`.
 """
 
 from __future__ import annotations
@@ -64,10 +66,12 @@ async def fetch(x: int) -> int:
     return x
 
 
+@pytest.mark.measures
 def test_pure_python_loop_holds_the_gil_and_goes_to_processes() -> None:
     prof = profile(spin, [400_000] * 60)
     assert prof.cpu_share > CPU_BOUND, str(prof)
-    assert prof.thread_speedup is not None and prof.thread_speedup < SCALES_ON_THREADS
+    assert prof.holds_gil, str(prof)  # the canary says so: no 2-thread phase needed
+    assert prof.thread_speedup is None
     choice = choose(prof)
     assert choice.strategy == "processes", choice.why
     assert choice.max_workers == available_cores()
@@ -102,6 +106,7 @@ def test_the_wave_runs_at_most_max_threads_at_once_and_leaves_most_items_or_all(
     assert len(few.items) == 40  # the rest fits in one wave: the wave is the run
 
 
+@pytest.mark.measures
 def test_a_waiting_first_item_does_not_make_cpu_work_look_waiting() -> None:
     def lazy(n: int) -> int:  # the first call waits for a (pretend) download, then all compute
         if n == 0:
@@ -115,6 +120,7 @@ def test_a_waiting_first_item_does_not_make_cpu_work_look_waiting() -> None:
     assert choose(prof).strategy == "processes"
 
 
+@pytest.mark.measures
 def test_hashing_big_buffers_releases_the_gil_and_goes_to_threads() -> None:
     prof = profile(hash_rounds, [4] * 40)
     assert prof.cpu_share > CPU_BOUND, str(prof)
@@ -124,14 +130,16 @@ def test_hashing_big_buffers_releases_the_gil_and_goes_to_threads() -> None:
     assert "releasing the GIL" in choice.why
 
 
+@pytest.mark.measures
 def test_one_slow_measured_item_does_not_make_short_gil_bound_items_look_parallel() -> None:
     # a warm-up, one ~70 ms item (say, a garbage collection), then ~1 ms items: sized by the
     # slow one, phase 2 would give each thread one short item, done before the other wakes up
     prof = profile(spin, [20_000, 1_500_000] + [20_000] * 3000)
-    assert prof.thread_speedup is not None and prof.thread_speedup < SCALES_ON_THREADS
+    assert prof.thread_speedup is None or prof.thread_speedup < SCALES_ON_THREADS, str(prof)
     assert choose(prof).strategy == "processes"
 
 
+@pytest.mark.measures
 def test_tiny_items_stay_serial() -> None:
     prof = profile(square, range(100_000))
     assert prof.seconds_per_item < 1e-4
@@ -262,13 +270,15 @@ def test_bad_arguments_are_usage_errors_and_no_items_a_profile_error() -> None:
 
 
 def test_str_explains_with_the_measured_numbers() -> None:
-    prof = profile(spin, [100_000] * 40)
+    prof = profile(spin, [100_000] * 40, sample=10)  # a fixed size: not what a busy box allows
     text = str(prof)
     assert f"{prof.items_sampled} of 40 items sampled" in text
     assert f"{prof.cpu_share:.0%} of its time on CPU" in text
     assert f"{prof.cores} cores available" in text
-    assert prof.thread_speedup is not None
-    assert f"2 threads ran {prof.thread_speedup:.1f}x" in text
+    assert f"threads: {prof.scaling_description()}" in text
+    free = profile(hash_rounds, [2] * 40)  # GIL-free: measured on 2 threads
+    assert free.thread_speedup is not None
+    assert f"2 threads ran {free.thread_speedup:.1f}x" in str(free)
 
 
 def test_to_dict_has_the_keys_plan_lambda_reads() -> None:

@@ -12,7 +12,7 @@ strategy="auto" samples the first items and chooses (`gearshift.auto.decide`) be
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from itertools import chain, islice
@@ -23,12 +23,13 @@ from typing import Any
 from gearshift._progress import Progress
 from gearshift.auto import Auto, Choice, decide
 from gearshift.chunking import ChunkSizer
-from gearshift.errors import TaskError, TaskFailed, UsageError, breaks_pool, short_repr
-from gearshift.strategies import Ramp, Strategy
+from gearshift.errors import TaskError, TaskFailed, UsageError, breaks_pool, item_error
+from gearshift.strategies import CtrlCGuard, CtrlCHeld, Ramp, Strategy, get_interruptibly
 from gearshift.values import ChunkResult, Statistics
 
 IN_FLIGHT_PER_WORKER = 2  # chunks submitted per worker: one running, one ready behind it
 AHEAD_PER_WORKER = 4  # ordered mode: chunks finished or running ahead of the next to yield
+_WAKE: Future[ChunkResult] = Future()  # put by `interrupt` to wake the window
 
 
 @dataclass
@@ -49,13 +50,12 @@ class _Chunk:
     """A contiguous slice of the input; `open` counts items without a final outcome yet."""
 
     start: int
-    items: list[Any]
+    items: Sequence[Any]
     values: list[Any] = field(default_factory=list)
     attempts: dict[int, int] = field(default_factory=dict)
     open: int = 0
 
-    def __post_init__(self) -> None:
-        self.values = [None] * len(self.items)
+    def __post_init__(self) -> None:  # `values` is filled in by _absorb: the results' own list
         self.open = len(self.items)
 
 
@@ -83,6 +83,8 @@ class MapIterator(Iterator[Any]):
         )
         self._gen = self._generate()
         self._flat = chain.from_iterable(self._gen)  # chunks' values, flattened in C
+        self._completed: SimpleQueue[Future[ChunkResult]] = SimpleQueue()  # cheaper than wait()
+        self._interrupt: BaseException | None = None  # raised where the window waits
 
     def __iter__(self) -> Iterator[Any]:
         return self._flat
@@ -93,6 +95,16 @@ class MapIterator(Iterator[Any]):
     def close(self) -> None:
         """Stop early: cancel what is queued, stop the workers."""
         self._gen.close()
+
+    def batches(self) -> Iterator[list[Any]]:
+        """The results a chunk at a time, as lists (`gearshift.aimap` posts each to its loop)."""
+        return self._gen
+
+    def interrupt(self, error: BaseException) -> None:
+        """Stop from another thread, as Ctrl-C stops `map`: the iterating thread raises `error`
+        where it next waits for a chunk (at once if it waits now), and the workers stop."""
+        self._interrupt = error
+        self._completed.put(_WAKE)
 
     @property
     def strategy(self) -> Strategy:
@@ -114,13 +126,16 @@ class MapIterator(Iterator[Any]):
     def _generate(self) -> Generator[list[Any], None, None]:
         opts = self._opts
         primed = self._decide() if isinstance(self._strategy, Auto) else None
-        self._executor = self._strategy.executor(
-            initializer=opts.initializer, initargs=opts.initargs
-        )
-        progress = Progress(self._total, opts.progress)
-        finished = False
+        if self._interrupt is not None:  # during auto's sample: start no workers
+            raise self._interrupt
+        if self._executor is None:  # auto's sample may have started the pool already
+            self._executor = self._strategy.executor(
+                initializer=opts.initializer, initargs=opts.initargs
+            )
+        progress, finished = Progress(self._total, opts.progress), False
         try:
-            yield from self._drive(self._executor, progress, primed)
+            with CtrlCGuard():
+                yield from self._drive(self._executor, progress, primed)
             finished = True
         finally:
             progress.close()
@@ -138,6 +153,7 @@ class MapIterator(Iterator[Any]):
             self._strategy, self._fn, self._items, self._total, in_process_sample=sampled
         )
         self.choice, self._strategy = decision.choice, decision.strategy
+        self._executor = decision.executor
         self._counts["tasks_submitted"] += len(decision.items)
         self._sizer = ChunkSizer(
             opts.chunksize,
@@ -160,23 +176,23 @@ class MapIterator(Iterator[Any]):
         opts, workers = self._opts, self._strategy.workers
         ramp = self._ramp = self._strategy.ramp(executor)
         # future -> its chunk, the positions it runs, the ramp's epoch and the time it was sent
-        pending: dict[Future[ChunkResult], tuple[_Chunk, list[int], int, float]] = {}
+        pending: dict[Future[ChunkResult], tuple[_Chunk, Sequence[int], int, float]] = {}
         retry: deque[tuple[_Chunk, int]] = deque()
         waiting: deque[_Chunk] = deque()  # ordered mode: chunks not yet yielded, in input order
-        completed: SimpleQueue[Future[ChunkResult]] = SimpleQueue()  # cheaper than wait()
+        completed = self._completed
 
         def track(
-            future: Future[ChunkResult], chunk: _Chunk, positions: list[int], judged: bool = True
+            future: Future[ChunkResult], chunk: _Chunk, at: Sequence[int], judged: bool = True
         ) -> None:  # judged: its items' times tell the ramp how well its width did
             epoch = ramp.epoch if ramp and judged else -1
-            pending[future] = (chunk, positions, epoch, perf_counter())
+            pending[future] = (chunk, at, epoch, perf_counter())
             future.add_done_callback(completed.put)
 
         next_index, exhausted = 0, False
         if primed is not None:  # auto's sample: its results enter as a chunk (long items running)
             chunk, measured = primed
             next_index = len(chunk.items)
-            track(measured, chunk, list(range(next_index)), judged=False)
+            track(measured, chunk, range(next_index), judged=False)
             if opts.ordered:
                 waiting.append(chunk)
         while True:
@@ -196,7 +212,7 @@ class MapIterator(Iterator[Any]):
                     break
                 chunk = _Chunk(next_index, batch)
                 next_index += len(batch)
-                positions = list(range(len(batch)))
+                positions: Sequence[int] = range(len(batch))  # a range: no per-item cost
                 track(self._submit(executor, chunk, positions), chunk, positions)
                 if opts.ordered:
                     waiting.append(chunk)
@@ -206,9 +222,11 @@ class MapIterator(Iterator[Any]):
                 if exhausted and not retry and not waiting:
                     return
                 continue
-            done = [completed.get()]  # blocks until a chunk completes (Ctrl-C interrupts it)
+            done = [get_interruptibly(completed)]  # until a chunk completes, or Ctrl-C
             while not completed.empty():
                 done.append(completed.get_nowait())
+            if self._interrupt is not None:
+                raise self._interrupt
             for future in done:
                 chunk, positions, epoch, sent = pending.pop(future)
                 finals = self._absorb(chunk, positions, future, retry)
@@ -219,7 +237,7 @@ class MapIterator(Iterator[Any]):
                     yield [chunk.values[pos] for pos in finals]
 
     def _submit(
-        self, executor: Executor, chunk: _Chunk, positions: list[int]
+        self, executor: Executor, chunk: _Chunk, positions: Sequence[int]
     ) -> Future[ChunkResult]:
         items = (
             chunk.items
@@ -227,14 +245,15 @@ class MapIterator(Iterator[Any]):
             else [chunk.items[p] for p in positions]
         )
         self._counts["tasks_submitted"] += len(items)
-        try:
-            return self._strategy.submit_chunk(
-                executor,
-                self._fn,
-                items,
-                first_index=chunk.start + positions[0],
-                task_timeout=self._opts.task_timeout,
-            )
+        try:  # Ctrl-C waits for the pool's bookkeeping to end (not for items: serial runs them)
+            with CtrlCHeld(hold=not self._strategy.submit_runs_items):
+                return self._strategy.submit_chunk(
+                    executor,
+                    self._fn,
+                    items,
+                    first_index=chunk.start + positions[0],
+                    task_timeout=self._opts.task_timeout,
+                )
         except Exception as exc:
             if self._strategy.needs_pickling and "pickl" in f"{type(exc).__name__} {exc}".lower():
                 raise UsageError(
@@ -247,10 +266,10 @@ class MapIterator(Iterator[Any]):
     def _absorb(
         self,
         chunk: _Chunk,
-        positions: list[int],
+        positions: Sequence[int],
         future: Future[ChunkResult],
         retry: deque[tuple[_Chunk, int]],
-    ) -> list[int]:
+    ) -> Sequence[int]:
         """Take a finished chunk's results; returns the positions whose outcome is now final."""
         try:
             result = future.result()
@@ -265,6 +284,8 @@ class MapIterator(Iterator[Any]):
             self._counts["tasks_done"] += len(positions)
             return positions
         finals = []
+        if len(chunk.values) != len(chunk.items):  # the first results with errors or retries
+            chunk.values = [None] * len(chunk.items)
         for offset, pos in enumerate(positions):
             error = result.errors.get(offset)
             if error is None:
@@ -289,15 +310,11 @@ class MapIterator(Iterator[Any]):
 
 def _task_error(error: BaseException, index: int, item: Any, attempts: int) -> TaskError:
     """The error that names the item: the pool's own `TaskError`, or `TaskFailed` from `error`."""
-    if isinstance(error, TaskError):
-        task_error = error
-    else:
+    task_error = error if isinstance(error, TaskError) else None
+    if task_error is None:
         notes = "".join(f"\n{note}" for note in getattr(error, "__notes__", ()))
-        task_error = TaskFailed(
-            f"item {index} ({short_repr(item)}) raised {type(error).__name__}: {error}{notes}",
-            index=index,
-            item=short_repr(item),
-        )
+        why = f"raised {type(error).__name__}: {error}{notes}"
+        task_error = item_error(TaskFailed, index, item, why)
         task_error.__cause__ = error
     task_error.attempts = attempts
     return task_error

@@ -1,41 +1,52 @@
-"""`amap` and `aimap`: `gearshift.map`'s semantics from async code, on the caller's event loop.
+"""`amap` and `aimap`: `gearshift.map` from async code, on any strategy, off the loop's thread.
 
-    async for x in aimap(fn, items) ◄── bounded queue ◄── the pump (one helper thread) drives
-         api.imap(fn, items, strategy=<asyncio on the caller's loop>)   window, order, retries,
-              └─► each chunk runs as a task on the caller's loop         errors: api.py's, once
+    async for x in aimap(fn, items) ◄── your loop ◄── one call_soon_threadsafe per chunk ──┐
+    the pump, one helper thread per call, drives api.imap: auto's sample, the window, order, │
+    retries, errors (gearshift.map's own code) and waits for the workers ───────────────────┘
+        coroutine functions: each chunk is a task on your loop ("asyncio", or "auto")
+        plain functions: the strategy's workers (threads, processes, dask); "serial": the pump
 
-Coroutines run on your loop, so they can share its objects (an aiohttp session, a connection
-pool). The bookkeeping runs in the pump thread, so api.py's semantics are reused, not copied.
+Coroutines run on your loop, so they can share its objects (an aiohttp session, a lock). A plain
+function never runs on your loop's thread, where CPU work would stall every coroutine; its results
+reach the pump through its futures' callbacks and your loop a chunk at a time, so no thread waits
+per item. Cancelling interrupts the pump where it waits, which stops the work as Ctrl-C does.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import threading
-import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
-from concurrent.futures import Future
+import copy
+import math
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from types import TracebackType
 from typing import Any
 
 from gearshift.api import MapIterator, imap
+from gearshift.auto import Auto, Choice, resolve
 from gearshift.errors import UsageError
-from gearshift.strategies import OnLoop, check_workers
+from gearshift.strategies import (
+    Asyncio,
+    LoopPump,
+    OnLoop,
+    Strategy,
+    check_workers,
+    is_async_callable,
+)
 from gearshift.values import Statistics
 
 __all__ = ["AsyncMapIterator", "aimap", "amap"]
 
-# Results the pump may hold ready for a consumer that is slow to take them.
-RESULT_BUFFER = 1024
-_VALUE, _END, _ERROR = "value", "end", "error"
-_NO_MORE = object()
+# How long leaving early waits for the work to stop (a plain function's item running in a thread,
+# or in the pump for strategy="serial", cannot be stopped: past this, it is left to end alone).
+STOP_WAIT_SECONDS = 2.0
 
 
 async def amap(
     fn: Callable[[Any], Any],
     items: Iterable[Any] | AsyncIterable[Any],
     *,
+    strategy: str | Strategy = "auto",
     max_workers: int | None = None,
     chunksize: int | None = None,
     ordered: bool = True,
@@ -44,11 +55,15 @@ async def amap(
     retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
     return_exceptions: bool = False,
     progress: bool = False,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
+    max_memory_per_child: int | str | None = None,
 ) -> list[Any]:
-    """`[await fn(x) for x in items]` with `max_workers` coroutines in flight; see `aimap`."""
+    """`gearshift.map` from async code: the list of results, awaited; see `aimap`."""
     async with aimap(
         fn,
         items,
+        strategy=strategy,
         max_workers=max_workers,
         chunksize=chunksize,
         ordered=ordered,
@@ -57,14 +72,18 @@ async def amap(
         retry_on=retry_on,
         return_exceptions=return_exceptions,
         progress=progress,
+        initializer=initializer,
+        initargs=initargs,
+        max_memory_per_child=max_memory_per_child,
     ) as results:
-        return [value async for value in results]
+        return await results._rest()
 
 
 def aimap(
     fn: Callable[[Any], Any],
     items: Iterable[Any] | AsyncIterable[Any],
     *,
+    strategy: str | Strategy = "auto",
     max_workers: int | None = None,
     chunksize: int | None = None,
     ordered: bool = True,
@@ -73,29 +92,31 @@ def aimap(
     retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
     return_exceptions: bool = False,
     progress: bool = False,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
+    max_memory_per_child: int | str | None = None,
 ) -> AsyncMapIterator:
-    """Yield `await fn(x)` for each item, running on the caller's loop; options as `imap`.
+    """`gearshift.imap` from async code: `async for` the results; every option as `imap`.
 
-    `max_workers` coroutines are in flight at once (default 100); `items` may be an async
-    iterable and is consumed lazily. `task_timeout` cancels an overdue coroutine and yields or
-    raises `TaskTimeout`. Use `async with gearshift.aimap(...) as results:` to stop the work
-    when you leave the loop early. Plain functions run in a thread pool of `max_workers`.
+    Coroutine functions run on your loop ("auto" or "asyncio"; `max_workers` in flight, default
+    100). Plain functions run on `strategy` ("auto" measures, explains in `.choice`, and never
+    picks serial), off your loop's thread. `items` may be an async iterable; it is consumed
+    lazily. Leaving `async with gearshift.aimap(...) as results:` early, or cancelling the task
+    that awaits, stops the work: queued items never start, process workers are killed.
     """
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         raise UsageError(
             "gearshift.aimap runs on the caller's event loop: call it from async code "
-            "(async for x in gearshift.aimap(fn, items)); from sync code use "
-            "gearshift.imap(fn, items, strategy='asyncio')"
+            "(async for x in gearshift.aimap(fn, items)); from sync code use gearshift.imap"
         ) from None
-    strategy = OnLoop(check_workers(max_workers), loop)
-    pump = _Pump(strategy, loop)
-    source = pump.pull(items) if isinstance(items, AsyncIterable) else items
-    pump.inner = imap(
+    chosen, choice = _placed(fn, strategy, max_workers, loop)
+    pump = LoopPump(loop)
+    inner = imap(
         fn,
-        source,
-        strategy=strategy,
+        pump.pull(items) if isinstance(items, AsyncIterable) else items,
+        strategy=chosen,
         chunksize=chunksize,
         ordered=ordered,
         task_timeout=task_timeout,
@@ -103,45 +124,67 @@ def aimap(
         retry_on=retry_on,
         return_exceptions=return_exceptions,
         progress=progress,
+        initializer=initializer,
+        initargs=initargs,
+        max_memory_per_child=max_memory_per_child,
     )
-    return AsyncMapIterator(pump)
+    return AsyncMapIterator(inner, pump, choice)
+
+
+def _placed(
+    fn: object, strategy: object, max_workers: int | None, loop: asyncio.AbstractEventLoop
+) -> tuple[Strategy, Choice | None]:
+    """The strategy that runs `fn` for async code, and auto's choice if it is made already."""
+    chosen = resolve(strategy, check_workers(max_workers))
+    if isinstance(chosen, Asyncio):
+        return OnLoop(chosen.max_workers, loop), None
+    if not isinstance(chosen, Auto):
+        return chosen, None
+    if is_async_callable(fn):
+        on_loop = OnLoop(chosen.max_workers, loop)
+        why = (
+            f"coroutine function, from async code: not sampled, it runs only on an event loop "
+            f"and must on yours -> asyncio x {on_loop.workers} on your loop (max_workers; "
+            f"default {on_loop.default_workers()})"
+        )
+        return on_loop, Choice("asyncio", on_loop.workers, 1, math.nan, why)
+    auto = copy.copy(chosen)
+    auto.allow_serial = False
+    return auto, None
 
 
 class AsyncMapIterator(AsyncIterator[Any]):
-    """What `aimap` returns: an async iterator and context manager; `statistics()` as `imap`."""
+    """What `aimap` returns: an async iterator and context manager; `statistics()`, `choice` and
+    `strategy` as `imap`'s iterator has them."""
 
-    def __init__(self, pump: _Pump) -> None:
-        self._pump = pump
-        self._finalizer = weakref.finalize(self, pump.stop)  # abandoned: the work still stops
+    def __init__(self, inner: MapIterator, pump: LoopPump, choice: Choice | None) -> None:
+        self._inner, self._pump, self._choice = inner, pump, choice
+        self._ready: deque[Any] = deque()  # the rest of the last chunk's results
+        pump.attach(inner, self)
 
     def __aiter__(self) -> AsyncMapIterator:
         return self
 
     async def __anext__(self) -> Any:
-        pump = self._pump
-        if pump.thread is None:
-            pump.start()
-        if pump.ended:
+        if self._ready:
+            return self._ready.popleft()
+        batch = await self._pump.next_batch()
+        if batch is None:
             raise StopAsyncIteration
-        kind, value = await pump.queue.get()
-        if kind == _VALUE:
-            pump.room.release()
-            return value
-        pump.ended = True
-        self._finalizer.detach()
-        await asyncio.wrap_future(pump.done)
-        if kind == _END:
-            raise StopAsyncIteration
-        raise value
+        self._ready.extend(batch)
+        return self._ready.popleft()
+
+    async def _rest(self) -> list[Any]:
+        """Every result left, a batch at a time (for `amap`: no await per result)."""
+        values = list(self._ready)
+        self._ready.clear()
+        while (batch := await self._pump.next_batch()) is not None:
+            values += batch
+        return values
 
     async def aclose(self) -> None:
-        """Stop early: cancel the coroutines in flight and wait for them to unwind."""
-        pump = self._pump
-        pump.ended = True
-        self._finalizer.detach()
-        if pump.thread is not None:
-            pump.stop()
-            await asyncio.wrap_future(pump.done)
+        """Stop early: queued items never start, running ones are cancelled or killed."""
+        await self._pump.stop(STOP_WAIT_SECONDS)
 
     async def __aenter__(self) -> AsyncMapIterator:
         return self
@@ -155,75 +198,14 @@ class AsyncMapIterator(AsyncIterator[Any]):
         await self.aclose()
 
     def statistics(self) -> Statistics:
-        return self._pump.inner.statistics()
+        return self._inner.statistics()
 
+    @property
+    def choice(self) -> Choice | None:
+        """What strategy="auto" chose, and why (known once the first results arrive)."""
+        return self._choice or self._inner.choice
 
-class _Pump:
-    """The helper thread that drives api's iterator and posts each result to the caller's loop."""
-
-    inner: MapIterator
-
-    def __init__(self, strategy: OnLoop, loop: asyncio.AbstractEventLoop) -> None:
-        self.strategy, self.loop = strategy, loop
-        self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        self.room = threading.Semaphore(RESULT_BUFFER)
-        self.done: Future[None] = Future()
-        self.thread: threading.Thread | None = None
-        self.stopping = self.ended = False
-        self.pulling: Future[Any] | None = None  # an async source's __anext__ in flight
-
-    def start(self) -> None:
-        self.thread = threading.Thread(target=self.run, name="gearshift-aimap", daemon=True)
-        self.thread.start()
-
-    def run(self) -> None:
-        try:
-            for value in self.inner:
-                self.room.acquire()
-                if self.stopping:
-                    break
-                self.post(_VALUE, value)
-            else:
-                self.post(_END, None)
-        except BaseException as exc:
-            if not self.stopping:
-                self.post(_ERROR, exc)
-        finally:
-            self.inner.close()
-            self.done.set_result(None)
-
-    def post(self, kind: str, value: Any) -> None:
-        with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody listens
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, (kind, value))
-
-    def stop(self) -> None:
-        """Wake the pump wherever it waits and make it finish (any thread; returns at once)."""
-        self.stopping = True
-        self.room.release()
-        if self.pulling is not None:
-            self.pulling.cancel()
-        self.strategy.stop()
-
-    def pull(self, source: AsyncIterable[Any]) -> Iterator[Any]:
-        """An async iterable as a plain iterator for the pump: each item awaited on the loop."""
-        iterator = source.__aiter__()
-        try:
-            while not self.stopping:
-                self.pulling = asyncio.run_coroutine_threadsafe(_anext(iterator), self.loop)
-                value = self.pulling.result()
-                if value is _NO_MORE:
-                    return
-                yield value
-        finally:
-            self.pulling = None
-            aclose = getattr(iterator, "aclose", None)
-            if aclose is not None:
-                with contextlib.suppress(Exception):
-                    asyncio.run_coroutine_threadsafe(aclose(), self.loop).result(timeout=5)
-
-
-async def _anext(iterator: AsyncIterator[Any]) -> Any:
-    try:
-        return await iterator.__anext__()
-    except StopAsyncIteration:
-        return _NO_MORE
+    @property
+    def strategy(self) -> Strategy:
+        """The strategy running the work (after auto has chosen, the chosen one)."""
+        return self._inner.strategy

@@ -37,24 +37,27 @@ def map(
     max_memory_per_child: int | str | None = None,
 ) -> list[Any]:
     """`[fn(x) for x in items]`, run by `strategy`; see `imap` for every option."""
-    return list(
-        imap(
-            fn,
-            items,
-            strategy=strategy,
-            max_workers=max_workers,
-            chunksize=chunksize,
-            ordered=ordered,
-            task_timeout=task_timeout,
-            retries=retries,
-            retry_on=retry_on,
-            return_exceptions=return_exceptions,
-            progress=progress,
-            initializer=initializer,
-            initargs=initargs,
-            max_memory_per_child=max_memory_per_child,
-        )
+    it = imap(
+        fn,
+        items,
+        strategy=strategy,
+        max_workers=max_workers,
+        chunksize=chunksize,
+        ordered=ordered,
+        task_timeout=task_timeout,
+        retries=retries,
+        retry_on=retry_on,
+        return_exceptions=return_exceptions,
+        progress=progress,
+        initializer=initializer,
+        initargs=initargs,
+        max_memory_per_child=max_memory_per_child,
     )
+    chunks = it.batches()  # a chunk at a time (list +=), not item by item
+    results: list[Any] = next(chunks, [])  # the first chunk's own list: nothing else keeps it
+    for values in chunks:
+        results += values
+    return results
 
 
 def imap(

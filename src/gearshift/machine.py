@@ -196,12 +196,18 @@ class Mark:
         return max(0.0, runqueue_seconds() - self.runqueue)
 
     def stolen(self, busy: float) -> float:
-        """Seconds since the mark that `busy` CPU seconds of this thread lost to steal.
-
-        A running thread loses the share f of steal on its CPU: its CPU time covers 1 - f of the
-        wall time it ran, so it lost busy x f / (1 - f); never more than its time off CPU.
-        """
+        """Seconds since the mark that `busy` CPU seconds of this thread lost to steal."""
         elapsed = time.perf_counter() - self.wall
-        share = (steal_seconds() - self.steal) / max(elapsed, STEAL_WINDOW)
-        share = min(MAX_STEAL, max(0.0, share))
-        return min(busy * share / (1.0 - share), max(0.0, elapsed - busy))
+        return lost_to_steal(busy, elapsed, steal_seconds() - self.steal)
+
+
+def lost_to_steal(busy: float, elapsed: float, steal: float) -> float:
+    """Seconds that `busy` CPU seconds lost to `steal` seconds per CPU within `elapsed` seconds.
+
+    A running thread loses the share f of steal on its CPU: its CPU time covers 1 - f of the
+    wall time it ran, so it lost busy x f / (1 - f); never more than its time off CPU. The share
+    is averaged over at least STEAL_WINDOW.
+    """
+    share = steal / max(elapsed, STEAL_WINDOW)
+    share = min(MAX_STEAL, max(0.0, share))
+    return min(busy * share / (1.0 - share), max(0.0, elapsed - busy))

@@ -26,7 +26,7 @@ Predicted speedups over serial, for the `n` items left (n unknown: in the steady
 is an item's own time, cpu its CPU time, gil the CPU time that holds the GIL (all of cpu unless
 rule 4 holds), ship its cloudpickle dumps+loads time (argument and result), W the width:
   threads    rate = min(W' / t, cores / cpu, 1 / gil, s / t), W' = min(W, chunks), s the
-             wave's measured speedup if it saturated (rule 3)
+             wave's measured speedup if it saturated (rule 3); gil >= CALL_GIL_SECONDS
   processes  rate = min(W' / (t + ship + PROCESS_CHUNK_SECONDS / chunk), cores / (cpu + ship),
                         1 / (ship / 2 + PROCESS_ITEM_SECONDS), s / t): the parent alone pickles
                         half of the shipping and handles every item
@@ -77,6 +77,7 @@ PROCESS_CHUNK_SECONDS = 150e-6  # per chunk shipped to a process: pipe round tri
 # and ran 0.7x there (bench/auto.py, tiny x*x).
 PROCESS_ITEM_SECONDS = 0.2e-6
 THREAD_CHUNK_SECONDS = 30e-6  # per chunk handed to a thread: a future and a queue hop
+CALL_GIL_SECONDS = 0.5e-6  # held by GIL-free items too: the call around them (bench/auto.py tiny)
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,8 @@ def choose(
         wanted = "threads"
     else:
         wanted = "processes"
-        facts += f"; shipping an item costs {percent(profile.ship_ratio)} of its compute"
+        if profile.shipping_measured:
+            facts += f"; shipping an item costs {percent(profile.ship_ratio)} of its compute"
     return _settle(options, wanted, facts, profile, n)
 
 
@@ -246,10 +248,10 @@ def _facts(profile: Profile) -> str:
     if not profile.gil_enabled:
         gil = "the GIL is off (free-threaded interpreter)"
     elif profile.thread_speedup is None and profile.holds_gil:
-        wait = seconds(profile.gil_wait_seconds or 0.0)
-        gil = f"holding the GIL (another thread waited {wait} for it, a switch interval)"
+        held = profile.gil_held_share or 0.0
+        gil = f"holding the GIL (another thread was kept out of it {held:.0%} of the time)"
     elif profile.thread_speedup is None:
-        gil = "assumed to hold the GIL (thread scaling not measured: items too short or too few)"
+        gil = "assumed to hold the GIL (not measured: too little work or too few items to matter)"
     else:
         verb = "releasing" if _gil_free(profile) else "holding"
         gil = f"{verb} the GIL ({profile.scaling_description()})"
@@ -263,7 +265,8 @@ def _options(profile: Profile, n: int | None) -> list[Option]:
     cpu = max(profile.cpu_seconds_per_item, 1e-9)
     ship = profile.ship_seconds_per_item
     cores = profile.cores
-    gil = 0.0 if _gil_free(profile) and profile.cpu_share >= WAITING_BOUND_SHARE else cpu
+    free = _gil_free(profile) and profile.cpu_share >= WAITING_BOUND_SHARE
+    gil = min(cpu, CALL_GIL_SECONDS) if free else cpu
     wide = round(cores * (1 + profile.wait_seconds_per_item / cpu))
     widths = {
         "threads": _clamp(MAX_THREADS if _convoyed(profile) else wide, cores, MAX_THREADS, n),

@@ -6,44 +6,45 @@ argument and the result cost to ship to another process (pickled bytes, dumps+lo
 how much items differ. With the cores really available and the GIL's state, that is what
 `choose()` decides on.
 
-How big the sample is, and why: `_sampling`. Part of the sample runs on threads at once
+How big the sample is, and why: `_sampling`. Part of the sample may run on threads at once
 (two; for waiting-bound work, as many as the run would use), so `fn` must be thread-safe. Every
 result is kept (`profile_sample`), so `map(strategy="auto")` runs no item twice: the sample only
-costs the parallelism it forgoes, ~0.1 s of work, or for long items ~25 ms (they are measured
-while they run, and the run starts beside them: _watch.py). The target, checked by
-bench/auto.py: auto's own overhead is <= 5% of the total on work of 2 s or more.
+costs the parallelism it forgoes: in map(strategy="auto") ~5 ms of items plus what can still
+change the choice (the canary: ~10 ms; threads only where they may be chosen), or for long
+items ~15-25 ms (they are measured while they run, and the run starts beside them: _watch.py).
+The targets, checked by bench/auto.py: auto's own overhead is <= 5% of the total on work of 2 s
+or more; a job too small to pay for a decision runs at the speed of its own sample.
 """
 
 from __future__ import annotations
 
-import statistics
-import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from gearshift.auto._sampling import (
-    HELD_SWITCHES,
-    MAX_WAVE,
-    SCALING_THREADS,
-    Limits,
-    Phases,
-    Record,
-    run_sample,
-)
+from gearshift.auto._batch import MAX_WAVE, SCALING_THREADS, Limits, Pairs, Phases, Record, joined
+from gearshift.auto._batch import cores as machine_cores
+from gearshift.auto._canary import HELD_SHARE
+from gearshift.auto._runners import Watch
+from gearshift.auto._sampling import run_sample
 from gearshift.auto._shipping import ship_cost
-from gearshift.auto._watch import WATCHABLE, Watch, watch_first
+from gearshift.auto._take import Taker
+from gearshift.auto._watch import WATCHABLE, watch_first
 from gearshift.errors import ProfileError, UsageError
-from gearshift.machine import available_cores, gil_enabled
+from gearshift.machine import gil_enabled
 from gearshift.strategies import is_async_callable
 from gearshift.units import percent, seconds, size
 from gearshift.values import ChunkResult
 
 __all__ = ["Profile", "Sample", "profile", "profile_sample"]
 
-WATCH_SECONDS = 0.05  # long items still running: how often `until` is asked again
+# Long items still running: how often `until` is asked again. The rest starts within this of the
+# moment processes pay for their start (bench/auto.py: 5 x 0.5 s of pure Python).
+WATCH_SECONDS = 0.01
+_SHIPPED = ("payload_bytes_in", "payload_bytes_out", "ship_seconds_in", "ship_seconds_out")
+NO_SHIPPING: dict[str, Any] = {**dict.fromkeys(_SHIPPED, 0.0), "unpicklable": None}
 
 
 @dataclass(frozen=True)
@@ -70,16 +71,19 @@ class Profile:
     sample_seconds: float
     scaling_threads: int = SCALING_THREADS
     items_running: int = 0  # long items still running when measured: times so far
-    gil_wait_seconds: float | None = None  # another thread's median wait for the GIL meanwhile
+    # The canary's (_canary.py): share of the items' CPU time during which another thread could
+    # not get the GIL; None: not measured.
+    gil_held_share: float | None = None
+    shipping_measured: bool = True  # False: processes could not pay anyway, so it was not
     # Bytes resident memory grew per item, over the items run alone after the first (None: not
     # measured): what a worker may pass max_memory_per_child by before it retires.
     rss_growth_per_item: float | None = None
 
     @property
     def holds_gil(self) -> bool:
-        """Another thread waited a large part of a switch interval for the GIL: it is held."""
-        wait = self.gil_wait_seconds
-        return wait is not None and wait >= HELD_SWITCHES * sys.getswitchinterval()
+        """Another thread was kept out of the GIL most of the time the items ran: they hold it."""
+        share = self.gil_held_share
+        return share is not None and share >= HELD_SHARE
 
     @property
     def seconds_per_item(self) -> float:
@@ -126,16 +130,23 @@ class Profile:
             f"  per item: {seconds(self.wall_seconds_per_item)} wall{self._preempted()}, "
             f"{seconds(self.cpu_seconds_per_item)} CPU -> {self.cpu_share:.0%} of its time on CPU",
             f"  threads: {self.scaling_description()}",
-            f"  shipping: argument {size(self.payload_bytes_in)}, result "
-            f"{size(self.payload_bytes_out)}, {seconds(self.ship_seconds_per_item)} per item "
-            f"({percent(self.ship_ratio)} of its compute)"
-            + (f"; cannot travel: {self.unpicklable}" if self.unpicklable else ""),
+            f"  shipping: {self._shipping()}",
             f"  items vary by {self.variation:.0%} (coefficient of variation of wall time)",
             f"  memory: {self.memory_description()}",
             f"  machine: {self.cores} cores available, "
             f"GIL {'enabled' if self.gil_enabled else 'off'}",
         ]
         return "\n".join(lines)
+
+    def _shipping(self) -> str:
+        if not self.shipping_measured:
+            return "not measured (processes could not pay for their start on this work)"
+        text = (
+            f"argument {size(self.payload_bytes_in)}, result {size(self.payload_bytes_out)}, "
+            f"{seconds(self.ship_seconds_per_item)} per item ({percent(self.ship_ratio)} of its "
+            "compute)"
+        )
+        return text + (f"; cannot travel: {self.unpicklable}" if self.unpicklable else "")
 
     def _preempted(self) -> str:
         if self.preempted_seconds_per_item < 0.01 * self.wall_seconds_per_item:
@@ -155,8 +166,8 @@ class Profile:
         if self.thread_speedup is None and self.items_running:
             return "not measured (long items, decided while they ran)"
         if self.thread_speedup is None and self.holds_gil:
-            wait = seconds(self.gil_wait_seconds or 0.0)
-            return f"not needed: another thread waited {wait} for the GIL, a switch interval"
+            share = self.gil_held_share or 0.0
+            return f"not needed: another thread was kept out of the GIL {share:.0%} of the time"
         if self.thread_speedup is None:
             return "not measured (too few or too short items)"
         return f"{self.scaling_threads} threads ran {self.thread_speedup:.1f}x"
@@ -172,7 +183,7 @@ class Sample:
     """
 
     profile: Profile
-    items: list[Any]
+    items: Sequence[Any]
     outcome: Future[ChunkResult]
     exhausted: bool
 
@@ -202,6 +213,7 @@ def profile_sample(
     total: int | None = None,
     max_threads: int | None = None,
     until: Callable[[Profile], bool] | None = None,
+    choose: Callable[[Profile], str] | None = None,
 ) -> Sample:
     """Measure `fn` on the first items of `items` and keep their results.
 
@@ -210,10 +222,11 @@ def profile_sample(
     `total` is the input's length when `items` has no `len()`; `max_threads` caps how many
     items run at once (waiting-bound work runs a wave of up to MAX_WAVE).
 
-    With `until` (map(strategy="auto")), long items (_watch.py) are measured while they run,
-    and the sample returns as soon as `until(profile)` holds (or they all ended), with items
-    still running: `outcome` completes when they end. Until then, the profile is re-measured
-    every WATCH_SECONDS or when an item ends.
+    With `until` (map(strategy="auto")), the sample is lean: long items (_watch.py) are measured
+    while they run, and the sample returns as soon as `until(profile)` holds (or they all
+    ended), with items still running: `outcome` completes when they end. Until then, the
+    profile is re-measured every WATCH_SECONDS or when an item ends. `choose(profile)` names the
+    strategy the caller would pick: the sample measures only what can change that answer.
     """
     if not callable(fn):
         raise UsageError(f"fn must be callable, got {type(fn).__name__}: pass the function itself")
@@ -222,7 +235,7 @@ def profile_sample(
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
     try:
-        iterator = iter(items)
+        iterator = Taker(iter(items))
     except TypeError:
         raise UsageError(f"items must be iterable, got {type(items).__name__}") from None
     started = time.perf_counter()
@@ -230,57 +243,58 @@ def profile_sample(
     limits = Limits(
         size, total, MAX_WAVE if max_threads is None else max_threads, watch=until is not None
     )
-    phases, watch = Phases(), None
+    phases, watch, cores = Phases(), None, machine_cores()
+
+    def measure(shipping: bool = True) -> Profile:
+        return _profile(fn, phases, watch, (total, cores), coroutine, started, shipping)
+
     if not coroutine and limits.watch and limits.size is None and WATCHABLE:
         watch = watch_first(fn, iterator, limits, phases)  # phase 0: long items?
     if watch is None and not phases.exhausted and not phases.held:
-        run_sample(fn, iterator, limits, coroutine, phases)
+        ask = None if choose is None else lambda _, free: choose(_assume(measure(False), free))
+        run_sample(fn, iterator, limits, coroutine, phases, ask)
     if watch is None:
         if not phases.taken:
             raise ProfileError("items is empty: profiling needs at least one item to run")
-        prof = _profile(fn, phases, watch, total, coroutine, started)
-        records = phases.taken
-        result = ChunkResult(
-            [r.value for _, r in records],
-            sum(r.wall for _, r in records),
-            {i: r.error for i, (_, r) in enumerate(records) if r.error is not None},
-        )
+        prof = measure(phases.shipping)  # before `joined` spends the batches
+        items_run, result = joined(phases.taken)
         outcome: Future[ChunkResult] = Future()
         outcome.set_result(result)
-        return Sample(prof, [item for item, _ in records], outcome, phases.exhausted)
-    prof = _profile(fn, phases, watch, total, coroutine, started)
+        return Sample(prof, items_run, outcome, phases.exhausted)
+    prof = measure()
     while watch.running() and until is not None and not until(prof):
         watch.wait(WATCH_SECONDS)
-        prof = _profile(fn, phases, watch, total, coroutine, started)
+        prof = measure()
     watch.seal()
     items = [runner.item for runner in watch.runners]
     return Sample(prof, items, watch.outcome, phases.exhausted)
+
+
+def _assume(prof: Profile, gil_free: bool) -> Profile:
+    """`prof` as if its items released the GIL (or held it), for the chooser's what-if."""
+    if gil_free:
+        return replace(prof, thread_speedup=float(SCALING_THREADS), gil_held_share=0.0)
+    return replace(prof, thread_speedup=None, gil_held_share=1.0)
 
 
 def _profile(
     fn: Callable[[Any], Any],
     phases: Phases,
     watch: Watch | None,
-    total: int | None,
+    sizes: tuple[int | None, int],
     coroutine: bool,
     started: float,
+    shipping: bool = True,
 ) -> Profile:
-    """The profile of what the sample ran (long items: as far as they got, _watch.py)."""
-    running = 0
-    pairs: list[tuple[Any, Record | None]] = list(phases.taken)
+    """The profile of what the sample ran (long items: as far as they got, _watch.py);
+    `sizes`: the input's length (if known) and the cores available."""
+    (total, cores), running = sizes, 0
+    pairs: Sequence[tuple[Any, Record | None]] = Pairs(phases.taken)
     if watch is not None:
-        phases.measured, phases.preempted = watch.measured()
+        phases.measured = watch.measured()
         pairs = [(runner.item, runner.record) for runner in watch.runners]
         running = len(watch.running())
-    shipping = ship_cost(fn, pairs)
-    measured = phases.measured
-    wall = statistics.fmean(r.wall for r in measured)
-    cpu = min(wall, statistics.fmean(r.cpu for r in measured))
-    preempted = min(phases.preempted / len(measured), wall - cpu)  # load takes no CPU time
-    walls = [r.wall for r in measured]
-    if len(walls) < 2:
-        walls = [r.wall for r in phases.threaded]
-    variation = statistics.pstdev(walls) / max(statistics.fmean(walls), 1e-12) if walls else 0.0
+    wall, cpu, preempted, variation = phases.averages()
     return Profile(
         function=getattr(fn, "__qualname__", None) or repr(fn),
         items_sampled=len(pairs),
@@ -288,21 +302,17 @@ def _profile(
         wall_seconds_per_item=wall,
         cpu_seconds_per_item=cpu,
         preempted_seconds_per_item=preempted,
-        thread_speedup=phases.thread_speedup,
-        gil_wait_seconds=phases.gil_wait,
-        scaling_threads=phases.threads,
         variation=variation,
-        cores=available_cores(),
+        thread_speedup=phases.thread_speedup,
+        gil_held_share=phases.gil_share,
+        scaling_threads=phases.threads,
+        cores=cores,
         gil_enabled=gil_enabled(),
         coroutine=coroutine,
-        errors=sum(r is not None and r.error is not None for _, r in pairs),
+        errors=sum(len(b.errors) for b in phases.taken) if watch is None else watch.errors(),
         sample_seconds=time.perf_counter() - started,
         items_running=running,
-        rss_growth_per_item=_per_item(phases.rss_growth, len(measured)),
-        **shipping,
+        shipping_measured=shipping,
+        rss_growth_per_item=phases.rss_per_item,
+        **(ship_cost(fn, pairs) if shipping else NO_SHIPPING),  # type: ignore[arg-type]
     )
-
-
-def _per_item(growth: int | None, items: int) -> float | None:
-    """Phase 1's growth of resident memory per measured item (it frees none: 0 at least)."""
-    return None if growth is None else max(0.0, growth / items)

@@ -77,18 +77,17 @@ def _run_serve_images(args: argparse.Namespace) -> int:
         verbose=args.verbose,
     )
     with server:
-        urls = server.urls
-        if args.json:
-            print(json.dumps({"base_url": server.base_url, "urls": urls}), flush=True)
-        else:
-            cap = f"{args.bandwidth:g} bytes/s" if args.bandwidth else "no cap"
-            print(
-                f"serving {args.count} PNG images of {args.size_bytes} bytes at {server.base_url}"
-            )
-            print(f"latency {args.latency:g} s, bandwidth {cap}; Ctrl-C stops")
-            print("\n".join(urls[:10] + ([f"... to {urls[-1]}"] if len(urls) > 10 else [])))
-            sys.stdout.flush()
-        try:
+        try:  # from the first line printed: a Ctrl-C as soon as the URLs show is a clean stop
+            urls = server.urls
+            if args.json:
+                print(json.dumps({"base_url": server.base_url, "urls": urls}), flush=True)
+            else:
+                cap = f"{args.bandwidth:g} bytes/s" if args.bandwidth else "no cap"
+                where = f"{args.size_bytes} bytes at {server.base_url}"
+                print(f"serving {args.count} PNG images of {where}")
+                print(f"latency {args.latency:g} s, bandwidth {cap}; Ctrl-C stops")
+                print("\n".join(urls[:10] + ([f"... to {urls[-1]}"] if len(urls) > 10 else [])))
+                sys.stdout.flush()
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:

@@ -11,7 +11,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from gearshift.errors import StrategyUnavailable, UsageError
+from gearshift.strategies._ctrl_c import CtrlCGuard, CtrlCHeld, get_interruptibly
 from gearshift.strategies._ramp import Ramp
+from gearshift.strategies._run import fails_its_item
 from gearshift.strategies.base import (
     ChunkExecutor,
     Initializer,
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from gearshift.strategies._asyncio import Asyncio, OnLoop
     from gearshift.strategies._dask import Dask
     from gearshift.strategies._lithops import Lithops
+    from gearshift.strategies._loop_pump import LoopPump
     from gearshift.strategies._serial import Serial
     from gearshift.strategies._threads import Threads
     from gearshift.strategies.processes import Processes
@@ -32,9 +35,12 @@ if TYPE_CHECKING:
 __all__ = [
     "Asyncio",
     "ChunkExecutor",
+    "CtrlCGuard",
+    "CtrlCHeld",
     "Dask",
     "Initializer",
     "Lithops",
+    "LoopPump",
     "OnLoop",
     "Processes",
     "Ramp",
@@ -43,6 +49,8 @@ __all__ = [
     "Threads",
     "check_memory",
     "check_workers",
+    "fails_its_item",
+    "get_interruptibly",
     "is_async_callable",
     "names",
     "resolve",
@@ -59,6 +67,7 @@ _REGISTRY: dict[str, tuple[str, str, str | None]] = {
 }
 _CLASSES = {cls: module for module, cls, _ in _REGISTRY.values()}
 _CLASSES["OnLoop"] = "gearshift.strategies._asyncio"
+_CLASSES["LoopPump"] = "gearshift.strategies._loop_pump"
 
 
 def names() -> list[str]:

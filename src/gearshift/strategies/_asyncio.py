@@ -42,20 +42,14 @@ class Asyncio(Strategy):
 
 
 class OnLoop(Asyncio):
-    """The asyncio strategy on a loop already running in another thread (the caller's, for
-    `gearshift.aimap`); `stop()` cancels every call at once, from any thread."""
+    """The asyncio strategy on a loop already running in another thread: the caller's, for
+    `gearshift.aimap` (whose helper thread drives the window while the loop runs the chunks)."""
 
     def __init__(self, max_workers: int | None, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(max_workers)
         self.loop = loop
-        self.running: LoopExecutor | None = None
 
     def executor(
         self, *, initializer: Initializer = None, initargs: tuple[Any, ...] = ()
     ) -> LoopExecutor:
-        self.running = LoopExecutor(self.workers, self.loop, initializer, initargs)
-        return self.running
-
-    def stop(self) -> None:
-        if self.running is not None:
-            self.running.cancel_all()
+        return LoopExecutor(self.workers, self.loop, initializer, initargs)

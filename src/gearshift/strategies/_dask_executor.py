@@ -23,6 +23,7 @@ from typing import Any
 
 import cloudpickle
 
+from gearshift.errors import call_repr
 from gearshift.strategies._dask_tasks import (
     ChunkJob,
     Send,
@@ -76,12 +77,13 @@ class DaskExecutor(ChunkExecutor):
         except Exception as exc:  # as ProcessPoolExecutor does: the future holds the error
             settle(owner, exception=exc)
             return owner
+        label = call_repr(fn, args, kwargs)  # names the call if its worker dies; holds no args
 
         def landed(inner: Future[Any]) -> None:
             if inner.cancelled():
                 settle(owner, exception=CancelledError("the dask future was cancelled"))
             elif (exc := inner.exception()) is not None:
-                settle(owner, exception=died(exc, 0, args) if killed(exc) else exc)
+                settle(owner, exception=died(exc, 0, None, call=label) if killed(exc) else exc)
             else:
                 values, _, errors = outcome(inner.result(), 1)
                 settle(owner, values[0], exception=errors.get(0))

@@ -154,11 +154,16 @@ def killed(exc: BaseException) -> bool:
     return type(exc).__name__ == "KilledWorker"
 
 
-def died(exc: BaseException, index: int, item: Any) -> WorkerDied:
+def died(exc: BaseException, index: int, item: Any, *, call: str | None = None) -> WorkerDied:
+    """`WorkerDied` for the item at `index`, or for a submitted `call` (`fn(args)`), which has
+    no index: it is named instead, as the process pool names it."""
     last = getattr(getattr(exc, "last_worker", None), "address", "unknown")
     deaths = getattr(exc, "allowed_failures", 0) + 1
     why = f"was running when its dask worker died (worker deaths: {deaths}; last: {last})"
-    error = item_error(WorkerDied, index, item, why, pid=None, exitcode=None)
+    if call is not None:
+        error = WorkerDied(f"the call {call} {why}", index=0, item=call, pid=None, exitcode=None)
+    else:
+        error = item_error(WorkerDied, index, item, why, pid=None, exitcode=None)
     error.__cause__ = exc
     return error
 

@@ -83,6 +83,11 @@ class LoopCalls:
                 except Exception as exc:
                     result.values[pos] = None
                     result.errors[pos] = exc
+                except asyncio.CancelledError as exc:
+                    if cancelled_from_outside():
+                        raise
+                    result.values[pos] = None
+                    result.errors[pos] = exc  # the awaitable raised it itself
                 result.seconds += perf_counter() - start
         return result
 

@@ -39,9 +39,9 @@ class Task:
     def __call__(self) -> ChunkResult:
         if self.call is not None:
             args, kwargs = self.call
-            return run_chunk(lambda _: self.fn(*args, **kwargs), [None], BaseException)
+            return run_chunk(lambda _: self.fn(*args, **kwargs), [None], None)
         if self.timeout is None:
-            return run_chunk(self.fn, self.items, BaseException)
+            return run_chunk(self.fn, self.items, None)
         return run_chunk_abandoning(self.fn, self.items, self.timeout, self.first_index)
 
 

@@ -7,6 +7,7 @@ process worker does.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -16,18 +17,32 @@ from gearshift.strategies.processes.worker import run_items
 from gearshift.values import ChunkResult
 
 
+def fails_its_item(exc: BaseException) -> bool:
+    """Does `exc`, raised by fn in this process, fail only its item? Any Exception does, and so
+    does asyncio.CancelledError: it is a BaseException so that `except Exception` cannot swallow
+    a task's cancellation, but nothing cancels a plain function from outside, so fn raised it of
+    its own accord (processes and Dask, where even SystemExit is its item's, agree). Ctrl-C
+    (KeyboardInterrupt) and SystemExit reach the caller, as from a plain loop. asyncio is not
+    imported for this: an instance of its CancelledError means it is loaded."""
+    if isinstance(exc, Exception):
+        return True
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and isinstance(exc, asyncio.CancelledError)
+
+
 def run_chunk(
     fn: Callable[[Any], Any],
     items: Sequence[Any],
-    catch: type[BaseException] = Exception,
+    keep: Callable[[BaseException], bool] | None = fails_its_item,
 ) -> ChunkResult:
     """Run `fn` over `items`, capturing each item's exception instead of stopping at the first.
 
-    A remote worker passes `catch=BaseException` so that even `SystemExit` from user code
-    becomes that item's error instead of ending the worker. Items get equal shares of one
-    timer, as in a process worker, whose loop this is.
+    In the caller's process an exception that `fails_its_item` is its item's error and any other
+    reaches the caller; a remote worker passes `keep=None`, so that even `SystemExit` from user
+    code becomes that item's error instead of ending the worker. One timer for the chunk, as in
+    a process worker, whose loop this is.
     """
-    values, seconds, errors = run_items(fn, items, catch)
+    values, seconds, errors = run_items(fn, items, keep)
     return ChunkResult(values, seconds, errors)
 
 
@@ -43,7 +58,7 @@ def run_chunk_abandoning(
     for pos, item in enumerate(items):
         box: list[ChunkResult] = []
         runner = threading.Thread(
-            target=lambda item=item, box=box: box.append(run_chunk(fn, [item], BaseException)),
+            target=lambda item=item, box=box: box.append(run_chunk(fn, [item], None)),
             name=f"gearshift-item-{first_index + pos}",
             daemon=True,
         )
@@ -51,7 +66,7 @@ def run_chunk_abandoning(
         runner.join(timeout)
         if box:
             one = box[0]
-            if not isinstance(one.errors.get(0, Exception()), Exception):
+            if 0 in one.errors and not fails_its_item(one.errors[0]):
                 raise one.errors[0]  # Ctrl-C or SystemExit from the task: as in a plain loop
             result.values.append(one.values[0])
             result.seconds += one.seconds

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
 
+from gearshift.strategies._run import fails_its_item
 from gearshift.strategies.base import Initializer, Strategy
 
 P = ParamSpec("P")
@@ -27,7 +28,9 @@ class SerialExecutor(Executor):
         future.set_running_or_notify_cancel()
         try:
             future.set_result(fn(*args, **kwargs))
-        except Exception as exc:  # Ctrl-C and SystemExit reach the caller, as in a plain loop
+        except BaseException as exc:
+            if not fails_its_item(exc):  # Ctrl-C and SystemExit reach the caller, as in a loop
+                raise
             future.set_exception(exc)
         return future
 
@@ -40,6 +43,7 @@ class Serial(Strategy):
 
     name = "serial"
     needs_pickling = False
+    submit_runs_items = True
 
     def default_workers(self) -> int:
         return 1

@@ -102,6 +102,7 @@ class Strategy(ABC):
     name: ClassVar[str]
     needs_pickling: ClassVar[bool]  # functions, items and results cross a process boundary
     runs_coroutines: ClassVar[bool] = False
+    submit_runs_items: ClassVar[bool] = False  # serial: submit returns once the items ran
     # Work per chunk that makes the strategy's per-chunk cost negligible (see gearshift.chunking).
     target_chunk_seconds: ClassVar[float] = TARGET_CHUNK_SECONDS
 

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from gearshift.strategies.processes._received import Message
 
     Pack = Callable[[object], tuple[bytes, list[PickleBuffer]]]  # pickles, big buffers apart
+    Keep = Callable[[BaseException], bool]  # which exceptions fail only their item
 
 FN_CACHE_SIZE = 8  # functions a worker keeps unpickled, oldest evicted first
 STOP = pickle.dumps(("stop",), protocol=5)
@@ -126,13 +127,14 @@ def _not_picklable(exc: Exception) -> BaseException:
 
 
 def run_items(
-    fn: Callable[[Any], Any], items: Sequence[Any], catch: type[BaseException] = BaseException
+    fn: Callable[[Any], Any], items: Sequence[Any], keep: Keep | None = None
 ) -> tuple[list[Any], float, dict[int, BaseException]]:
-    """Run `fn` on each item, one timer for all; an exception of type `catch` is that item's
-    error (here even SystemExit is). The items run in C (`list.extend(map(...))`, which keeps
-    what it appended when `fn` raises): no Python line of ours runs per item, so a tiny item
-    costs what it costs in `list(map(fn, items))`. PEP 479's wart applies: a StopIteration from
-    `fn` reads to `map` as its end, so that item's error says so (its traceback is lost)."""
+    """Run `fn` on each item, one timer for all; an exception is that item's error if `keep` is
+    None (here even SystemExit is) or `keep(exc)`, else it propagates. The items run in C
+    (`list.extend(map(...))`, which keeps what it appended when `fn` raises): no Python line of
+    ours runs per item, so a tiny item costs what it costs in `list(map(fn, items))`. PEP 479's
+    wart applies: a StopIteration from `fn` reads to `map` as its end, so that item's error says
+    so (its traceback is lost)."""
     values: list[Any] = []
     errors: dict[int, BaseException] = {}
     mapped = map(fn, items)
@@ -140,7 +142,9 @@ def run_items(
     while True:
         try:
             values.extend(mapped)
-        except catch as exc:
+        except BaseException as exc:
+            if keep is not None and not keep(exc):
+                raise
             errors[len(values)] = exc
             values.append(None)
             continue
