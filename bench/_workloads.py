@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from typing import Any
 
 
 def square(x: int) -> int:
@@ -42,6 +43,35 @@ def keep_20_mib(x: int) -> tuple[int, int]:
     KEPT.append(b"x" * (20 * 2**20))
     with open("/proc/self/statm", "rb") as statm:
         return os.getpid(), int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def sqrt_sum(a: Any) -> float:
+    """The issue's big-array task: numpy releases the GIL while it runs."""
+    import numpy as np
+
+    return float(np.sqrt(a).sum())
+
+
+def array_sum(a: Any) -> float:
+    """Reads a whole array and allocates nothing: bench/arrays.py's memory of shipping alone."""
+    return float(a.sum())
+
+
+PY_ELEMENTS = 8_000_000  # bench/arrays.py: 3 passes take ~0.45 s of CPU here
+
+
+def py_slice_sum(a: Any) -> float:
+    """Pure-Python loops over a slice of a big array: hold the GIL all along."""
+    total = 0.0
+    for _ in range(3):
+        for x in memoryview(a[:PY_ELEMENTS]):  # Python floats, one at a time
+            total += x
+    return total
+
+
+def nbytes(a: Any) -> int:
+    """Almost no work: what a big argument costs to ship is all there is (bench/arrays.py)."""
+    return int(a.nbytes)
 
 
 def calibrate(fn: object, target_seconds: float, start: int = 1_000) -> int:

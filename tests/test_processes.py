@@ -395,6 +395,15 @@ except OSError as exc:
     print("Pool: fails", type(exc).__name__)
 import gearshift
 print("gearshift:", gearshift.map(abs, [-1, -2, 3], strategy="processes"))
+import numpy as np
+from gearshift.strategies.processes import START_METHODS
+def arrived(a):  # read-only: it came zero-copy, in a memfd
+    return a.flags.writeable, float(a.sum()), a * 2
+for method in START_METHODS:
+    pool = gearshift.Processes(2, start_method=method)
+    got = gearshift.map(arrived, [np.ones(1 << 20)] * 2, strategy=pool)
+    assert all(np.array_equal(doubled, np.full(1 << 20, 2.0)) for _, _, doubled in got)
+    print(f"zero-copy {method}:", [(writable, total) for writable, total, _ in got])
 """
 
 
@@ -405,3 +414,5 @@ def test_runs_without_dev_shm_where_multiprocessing_pool_fails(tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     assert "Pool: fails" in result.stdout
     assert "gearshift: [1, 2, 3]" in result.stdout
+    for method in START_METHODS:  # big arrays travel in memfds, which need no /dev/shm either
+        assert f"zero-copy {method}: [(False, 1048576.0), (False, 1048576.0)]" in result.stdout

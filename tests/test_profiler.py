@@ -163,7 +163,9 @@ class Dear:
 
     def __getstate__(self) -> dict[str, int]:
         Dear.pickled += 1
-        time.sleep(SHIP_SECONDS * 1.5)
+        end = time.thread_time() + SHIP_SECONDS * 1.5  # CPU: shipping is timed on its clock
+        while time.thread_time() < end:
+            pass
         return {}
 
 

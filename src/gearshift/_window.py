@@ -312,7 +312,9 @@ def _task_error(error: BaseException, index: int, item: Any, attempts: int) -> T
     """The error that names the item: the pool's own `TaskError`, or `TaskFailed` from `error`."""
     task_error = error if isinstance(error, TaskError) else None
     if task_error is None:
-        task_error = item_error(TaskFailed, index, item, f"raised {type(error).__name__}: {error}")
+        notes = "".join(f"\n{note}" for note in getattr(error, "__notes__", ()))
+        why = f"raised {type(error).__name__}: {error}{notes}"
+        task_error = item_error(TaskFailed, index, item, why)
         task_error.__cause__ = error
     task_error.attempts = attempts
     return task_error

@@ -15,17 +15,19 @@ if TYPE_CHECKING:
         WORKER_ENV,
         default_start_method,
     )
-    from gearshift.strategies.processes._pickling import dumps
+    from gearshift.strategies.processes._pickling import ZERO_COPY_BYTES, dumps, trip
     from gearshift.strategies.processes._pool import ProcessPool
     from gearshift.strategies.processes._strategy import Processes
 
 __all__ = [
     "START_METHODS",
     "WORKER_ENV",
+    "ZERO_COPY_BYTES",
     "ProcessPool",
     "Processes",
     "default_start_method",
     "dumps",
+    "trip",
 ]
 
 _LAZY = {
@@ -35,6 +37,8 @@ _LAZY = {
     "WORKER_ENV": "gearshift.strategies.processes._launch",
     "default_start_method": "gearshift.strategies.processes._launch",
     "dumps": "gearshift.strategies.processes._pickling",
+    "trip": "gearshift.strategies.processes._pickling",
+    "ZERO_COPY_BYTES": "gearshift.strategies.processes._pickling",
 }
 
 

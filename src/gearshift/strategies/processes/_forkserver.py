@@ -43,8 +43,8 @@ def serve(control_fd: int, worker_path: str) -> None:
     """Fork a worker for each request on the control socket; exit when it closes."""
     _signal.signal(_signal.SIGINT, _signal.SIG_IGN)  # Ctrl-C is the pool owner's to handle
     worker = load(worker_path, "gearshift_worker")
-    worker.beside("_hooks.py")  # loaded here once, not in every worker forked
-    worker.beside("_capped.py")
+    for beside in ("_hooks.py", "_capped.py", "_channel.py", "_received.py", "_apart.py"):
+        worker.beside(beside)  # loaded here once, not in every worker forked
     control = socket(fileno=control_fd)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)

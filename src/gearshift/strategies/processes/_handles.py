@@ -18,11 +18,12 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from typing import Any
 
 from gearshift.errors import TaskErrorT, call_repr, item_error
+from gearshift.strategies.processes._channel import Channel, Spare
 from gearshift.strategies.processes._launch import Proc, start_worker
+from gearshift.strategies.processes._received import IDLE_SECONDS
 from gearshift.strategies.processes.worker import STOP
 from gearshift.values import ChunkResult
 
@@ -48,11 +49,12 @@ class Job:
 
     future: Future[Any]
     fn_key: int | None  # None: a call, sent whole every time and never cached by a worker
-    fn_bytes: bytes
+    fn_bytes: bytes  # a call's big buffers (its arguments') apart, in fn_buffers
     items: list[Any]
     first_index: int | None  # None: a plain `submit` call, resolved with the value itself
     task_timeout: float | None
     label: str = ""  # a call's `fn(args)`, which names it in errors
+    fn_buffers: list[Any] = field(default_factory=list)  # PickleBuffers of fn_bytes, apart
     result: ChunkResult = field(init=False)
     left: int = field(init=False)
     started: bool = False
@@ -80,6 +82,13 @@ class Piece:
     item_started: float = 0.0
     loading: bool = False  # its worker is loading a function new to it (importing its module)
     blob: bytes | None = None  # the pickled items, made once
+    buffers: list[Any] = field(default_factory=list)  # their big buffers (PickleBuffers), apart
+
+    @property
+    def nbytes(self) -> int:
+        """What sending it writes: its pickle and its buffers apart."""
+        apart = sum(memoryview(buffer).nbytes for buffer in self.buffers)
+        return len(self.blob or b"") + apart
 
     @property
     def exact(self) -> bool:  # results arrive per item, so the running item is known
@@ -89,7 +98,7 @@ class Piece:
 @dataclass(eq=False)
 class WorkerHandle:
     proc: Proc
-    conn: Connection
+    conn: Channel
     budget: int | None  # items it may still run (max_tasks_per_child); 0: it retires (or has)
     started: float = field(default_factory=time.monotonic)  # when it was started
     ready: bool = False  # started and initialized: from now on its items' deadlines run
@@ -127,16 +136,22 @@ def start(
     initializer: bytes | None,
     budget: int | None,
     extra_env: dict[str, str],
-    fn_bytes: bytes,
+    by_value: bool,
     max_rss: int | None = None,
+    zero_copy: tuple[int, str] | None = None,
+    spares: Spares | None = None,
 ) -> WorkerHandle:
-    """Start a worker and queue its init message (it reads it once it runs). `max_rss`: the
-    resident bytes past which it retires after an item (max_memory_per_child)."""
-    by_value = b"cloudpickle" in fn_bytes or b"cloudpickle" in (initializer or b"")
+    """Start a worker and queue its init message (it reads it once it runs). `by_value`: the
+    work is pickled by value (cloudpickle: the fork server preloads it). `max_rss`: the
+    resident bytes past which it retires after an item (max_memory_per_child). `zero_copy`:
+    the size from which buffers travel apart, and the name of the memfds that carry them."""
+    by_value = by_value or b"cloudpickle" in (initializer or b"")
     proc, conn = start_worker(method, extra_env, ("cloudpickle",) if by_value else ())
+    if zero_copy is not None:
+        conn.spares, conn.name = spares, zero_copy[1]
     authkey = bytes(multiprocessing.process.current_process().authkey)  # for manager proxies
-    init = ("init", worker_sys_path(), initializer, log_levels(), authkey, max_rss)
-    conn.send_bytes(pickle.dumps(init))
+    init = ("init", worker_sys_path(), initializer, log_levels(), authkey, max_rss, zero_copy)
+    conn.send(pickle.dumps(init))
     return WorkerHandle(proc, conn, budget)
 
 
@@ -151,7 +166,7 @@ def retire(worker: WorkerHandle) -> list[Piece]:
     ]
     worker.pieces.clear()
     with contextlib.suppress(OSError):
-        worker.conn.send_bytes(STOP)
+        worker.conn.send(STOP)
     return unrun
 
 
@@ -167,3 +182,37 @@ def fail(pieces: Sequence[Piece], exc: BaseException | None) -> None:
 
 def kill(worker: WorkerHandle) -> None:
     worker.proc.kill()
+
+
+class Spares:
+    """Memfds the workers gave back, kept to be refilled (the dispatcher's alone)."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.files: list[Spare] = []
+        self.busy = 0.0  # when the pool last had work
+
+    def take(self, mapped: list[int]) -> Spare | None:
+        """A spare, one whose inode is in `mapped` (the worker maps it still) if any."""
+        for at, spare in enumerate(self.files):
+            if spare.inode in mapped:
+                return self.files.pop(at)
+        return self.files.pop() if self.files else None
+
+    def give(self, spare: Spare) -> None:
+        if len(self.files) < self.keep:
+            self.files.append(spare)
+        else:
+            spare.close()
+
+    def idle(self, idle: bool) -> None:
+        """Free them once the pool has had no work for IDLE_SECONDS: a spare holds its pages."""
+        now = time.monotonic()
+        if not idle:
+            self.busy = now
+        elif now - self.busy >= IDLE_SECONDS:
+            self.clear()
+
+    def clear(self) -> None:
+        while self.files:
+            self.files.pop().close()

@@ -25,8 +25,10 @@ import struct
 import subprocess
 import sys
 import threading
-from multiprocessing.connection import Connection
 from typing import Protocol
+
+from gearshift.strategies.processes._channel import Channel
+from gearshift.strategies.processes._received import Home
 
 START_METHODS = ("forkserver", "spawn")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -81,8 +83,8 @@ _default: str | None = None
 
 def start_worker(
     method: str, extra_env: dict[str, str], preload: tuple[str, ...] = ()
-) -> tuple[Proc, Connection]:
-    """Start one worker; the connection is the pool's end of its socket. A fork server imports
+) -> tuple[Proc, Channel]:
+    """Start one worker; the channel is the pool's end of its socket. A fork server imports
     the `preload` modules first, once for all its workers."""
     env = {**os.environ, **extra_env}
     env[WORKER_ENV] = str(int(env.get(WORKER_ENV, "0")) + 1)  # nesting depth, see Processes
@@ -96,7 +98,7 @@ def start_worker(
     except BaseException:
         ours.close()
         raise
-    return proc, Connection(ours.detach())
+    return proc, Channel(ours.detach(), Home())
 
 
 def _command(path: str, *args: str) -> list[str]:

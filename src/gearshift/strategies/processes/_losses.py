@@ -10,9 +10,6 @@ of being respawned forever.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import struct
 import sys
 
 from gearshift.errors import TaskError, TaskTimeout, WorkerDied, WorkerStartFailed, signal_name
@@ -26,7 +23,6 @@ LOAD_SECONDS = 60.0
 # a model) before it is killed and the pool fails with WorkerStartFailed: an initializer that
 # hangs must not hang the pool. Generous, as a slow initializer has no other way to say so.
 START_SECONDS = 300.0
-_SIZE, _BIG = struct.Struct("!i"), struct.Struct("!Q")  # multiprocessing.connection's framing
 
 
 class Losses(PoolState):
@@ -110,7 +106,7 @@ class Losses(PoolState):
     def drain(self, worker: WorkerHandle) -> None:
         """Handle every whole message left in a dead worker's socket, before anyone is blamed:
         results it sent before it died are results, not deaths."""
-        for message in read_left(worker.fd):
+        for message in worker.conn.read_left():  # memfds of results mapped, given back ones kept
             self.handle(worker, message)
 
     def _start_failed(self, worker: WorkerHandle) -> WorkerStartFailed:
@@ -155,27 +151,3 @@ def _running(worker: WorkerHandle) -> tuple[Piece, int] | None:
         return None
     piece = worker.pieces[0]
     return piece, piece.start + piece.done
-
-
-def read_left(fd: int) -> list[bytes]:
-    """The whole messages left to read in a dead process's socket, without blocking: all it
-    wrote is there once it is dead; a last message it was cut off writing is dropped."""
-    os.set_blocking(fd, False)
-    data = bytearray()
-    with contextlib.suppress(OSError):  # BlockingIOError: all read (a child may hold it open)
-        while chunk := os.read(fd, 1 << 20):
-            data += chunk
-    messages, at = [], 0
-    while at + _SIZE.size <= len(data):
-        (size,) = _SIZE.unpack_from(data, at)
-        start = at + _SIZE.size
-        if size == -1:
-            if start + _BIG.size > len(data):
-                break
-            (size,) = _BIG.unpack_from(data, start)
-            start += _BIG.size
-        if start + size > len(data):
-            break
-        messages.append(bytes(data[start : start + size]))
-        at = start + size
-    return messages

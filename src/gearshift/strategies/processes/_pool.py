@@ -10,7 +10,7 @@ or an overdue item is attributed to exactly that item: the worker is killed (tim
 (`_pool_state` and `_losses` do that accounting). No queue, lock or semaphore is shared between
 processes, so the pool runs where /dev/shm is missing (AWS Lambda). Workers are forked by a fork
 server or started as fresh interpreters (`_launch`; your `__main__` is not re-imported);
-functions and items travel with cloudpickle.
+functions and items travel pickled, their big buffers apart, zero-copy, in memfds (`_channel`).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from gearshift.strategies.processes._handles import (
 )
 from gearshift.strategies.processes._launch import default_start_method
 from gearshift.strategies.processes._losses import Losses
+from gearshift.strategies.processes._pickling import ZERO_COPY_BYTES
 from gearshift.strategies.processes._pool_state import PICKLE_HINT
 from gearshift.strategies.processes.worker import FN_CACHE_SIZE, STOP
 from gearshift.values import ChunkResult, Statistics
@@ -65,13 +66,15 @@ class ProcessPool(ChunkExecutor):
         env: dict[str, str] | None = None,
         start_method: str | None = None,
         max_memory_per_child: int | None = None,
+        zero_copy_bytes: int | None = ZERO_COPY_BYTES,
     ) -> None:
         """`env`: variables set in every worker, on top of this process's environment.
         `start_method`: "forkserver" or "spawn" (see `_launch`); None picks the best here.
-        `max_memory_per_child`: resident bytes past which a worker retires after an item."""
+        `max_memory_per_child`: resident bytes past which a worker retires after an item.
+        `zero_copy_bytes`: buffers this big or bigger travel in memfds (None: never)."""
         method = start_method or default_start_method()
-        settings = (max_tasks_per_child, dict(env or {}), method, max_memory_per_child)
-        self._state = _Dispatcher(max_workers, initializer, initargs, *settings)
+        limits = (max_tasks_per_child, dict(env or {}), method, max_memory_per_child)
+        self._state = _Dispatcher(max_workers, initializer, initargs, *limits, zero_copy_bytes)
         weakref.finalize(self, self._state.close, False)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
@@ -112,7 +115,7 @@ class _Dispatcher(Losses):
     ) -> Future[Any]:
         future: Future[Any] = Future()
         try:
-            key, fn_bytes = self.pickled(fn)
+            key, fn_bytes, fn_buffers = self.pickled(fn)
         except Exception as exc:
             if first_index is not None:
                 raise  # map turns this into a UsageError that names fn
@@ -125,7 +128,7 @@ class _Dispatcher(Losses):
             if self.closing:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             label = repr(fn) if isinstance(fn, Call) else ""
-            job = Job(future, key, fn_bytes, items, first_index, task_timeout, label)
+            job = Job(future, key, fn_bytes, items, first_index, task_timeout, label, fn_buffers)
             self.queue.append(Piece(job, 0, len(items)))
             self.counts["tasks_submitted"] += len(items)
             if self.thread is None:
@@ -170,6 +173,7 @@ class _Dispatcher(Losses):
         finally:
             pieces = list(self.queue) + [p for w in self.workers for p in w.pieces]
             self._stop_all()
+            self.spares.clear()
             self.queue.clear()
             fail(pieces, self.broken or RuntimeError("the pool was shut down"))
             _live.discard(self)
@@ -183,7 +187,9 @@ class _Dispatcher(Losses):
         if cancel:
             self.cancel_queued_calls()
         self._dispatch()
-        if closing and not self.queue and not any(w.pieces for w in self.workers):
+        idle = not self.queue and not any(w.pieces for w in self.workers)
+        self.spares.idle(idle)
+        if closing and idle:
             return False
         deadline = self.next_deadline()
         timeout = TICK_SECONDS if deadline is None else max(0.0, deadline - time.monotonic())
@@ -228,10 +234,9 @@ class _Dispatcher(Losses):
     def _prefetch_target(self, piece: Piece) -> WorkerHandle | None:
         """The busy worker likeliest to finish soon, if sending ahead to it pays off."""
         typical = None if piece.job.fn_key is None else self.chunk_seconds.get(piece.job.fn_key)
-        assert piece.blob is not None
         if typical is None or typical > PREFETCH_MAX_SECONDS:
             return None
-        if len(piece.blob) > PREFETCH_MAX_BYTES:
+        if piece.nbytes > PREFETCH_MAX_BYTES:  # big buffers apart count: memory held twice
             return None
         now = time.monotonic()
         busy = [w for w in self.workers if len(w.pieces) == 1 and not w.retiring]
@@ -239,14 +244,17 @@ class _Dispatcher(Losses):
         return max(busy, key=lambda w: w.pieces[0].item_started, default=None)
 
     def _start_worker(self, piece: Piece) -> WorkerHandle:
+        by_value = any(b"cloudpickle" in data for data in (piece.job.fn_bytes, piece.blob or b""))
         try:
             worker = start(
                 self.start_method,
                 self.initializer,
                 self.max_tasks_per_child,
                 self.env,
-                piece.job.fn_bytes,  # a function pickled by value: preload cloudpickle
+                by_value,  # a function (or items) pickled by value: preload cloudpickle
                 self.max_memory_per_child,
+                self.zero_copy,
+                self.spares,
             )
         except OSError as exc:  # fails the pool (see run), as a worker that dies starting does
             raise WorkerStartFailed(
@@ -277,10 +285,9 @@ class _Dispatcher(Losses):
         if worker.budget is not None:
             worker.budget -= piece.stop - piece.start
         worker.pieces.append(piece)
-        try:
-            worker.conn.send_bytes(
-                pickle.dumps(("run", job.fn_key, fn_bytes, piece.blob, piece.exact))
-            )
+        try:  # a call's buffers (sent with it every time), then its items'; a copy: sent empties it
+            message = pickle.dumps(("run", job.fn_key, fn_bytes, piece.blob, piece.exact))
+            worker.conn.send(message, b"", [*job.fn_buffers, *piece.buffers])
         except OSError:
             self.unsent(worker, piece)
 
@@ -289,7 +296,7 @@ class _Dispatcher(Losses):
         workers = list(self.workers)
         for worker in workers:
             with contextlib.suppress(OSError):
-                worker.conn.send_bytes(STOP)
+                worker.conn.send(STOP)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         for worker in workers:
             if not worker.proc.wait(max(0.0, deadline - time.monotonic())):

@@ -11,7 +11,6 @@ methods; `lock` guards what users' threads read.
 from __future__ import annotations
 
 import contextlib
-import io
 import itertools
 import logging
 import os
@@ -22,7 +21,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
@@ -33,10 +32,22 @@ from gearshift.errors import (
     chained,
     remote_error,
 )
-from gearshift.strategies.processes._handles import Call, Job, Piece, WorkerHandle, fail, retire
+from gearshift.strategies.processes._apart import split
+from gearshift.strategies.processes._handles import (
+    Call,
+    Job,
+    Piece,
+    Spares,
+    WorkerHandle,
+    fail,
+    retire,
+)
 from gearshift.strategies.processes._oom import OomLedger
-from gearshift.strategies.processes._pickling import dumps
+from gearshift.strategies.processes._pickling import by_value, dumps_apart, zero_copy
 from gearshift.strategies.processes.worker import FN_CACHE_SIZE
+
+if TYPE_CHECKING:
+    from gearshift.strategies.processes._received import Message
 
 _UNPICKLE_HINT = ": can every module it needs be imported there (same sys.path, same packages)?"
 PICKLE_HINT = ": pass data that pickle can carry, or use strategy='threads'"
@@ -54,6 +65,7 @@ class PoolState:
         env: dict[str, str],
         start_method: str,
         max_memory_per_child: int | None = None,
+        zero_copy_bytes: int | None = None,
     ) -> None:
         self.max_workers = max_workers
         self.max_tasks_per_child = max_tasks_per_child
@@ -80,26 +92,31 @@ class PoolState:
         weakref.finalize(self, _close_fds, self.wake_r, self.wake_w)
         self.thread: threading.Thread | None = None  # the dispatcher, once started
         self.oom = OomLedger()
+        self.zero_copy = zero_copy(zero_copy_bytes)  # (bytes, memfd name) or None: all in band
+        self.threshold = None if self.zero_copy is None else self.zero_copy[0]
+        self.spares = Spares(2 * max_workers)  # memfds given back, to refill (2: one sent ahead)
 
-    def pickled(self, fn: Callable[..., Any]) -> tuple[int | None, bytes]:
+    def pickled(self, fn: Callable[..., Any]) -> tuple[int | None, bytes, list[Any]]:
         """Pickle each function once (map sends it with every chunk); keys are never reused.
-        A call (fn with its arguments) has no key: workers do not keep it."""
+        A call (fn with its arguments) has no key: workers do not keep it; its big buffers
+        (its arguments') travel apart, as items' do."""
         if isinstance(fn, Call):
-            return None, cloudpickle.dumps(fn)
+            return None, *split(by_value, fn, self.threshold)
         cached = self.fns.get(id(fn))
         if cached is None or cached[0] is not fn:
             cached = (fn, next(self.keys), cloudpickle.dumps(fn))
             if len(self.fns) >= FN_CACHE_SIZE:
                 self.fns.pop(next(iter(self.fns)))
             self.fns[id(fn)] = cached
-        return cached[1], cached[2]
+        return cached[1], cached[2], []
 
     def pickle_piece(self, piece: Piece) -> bool:
         """Pickle the piece's items once; on failure, fail only the unpicklable items."""
         if piece.blob is not None:
             return True
         try:
-            piece.blob = dumps(piece.job.items[piece.start : piece.stop])
+            items = piece.job.items[piece.start : piece.stop]
+            piece.blob, piece.buffers = dumps_apart(items, self.threshold)
             return True
         except Exception as exc:
             if self.queue and self.queue[0] is piece:
@@ -138,16 +155,15 @@ class PoolState:
     def receive(self, worker: WorkerHandle) -> bool:
         """Handle one message from a worker's socket (it was readable); False: EOF, it died."""
         try:
-            message = worker.conn.recv_bytes()
+            message = worker.conn.recv()
         except (EOFError, OSError):
             return False
         self.handle(worker, message)
         return True
 
-    def handle(self, worker: WorkerHandle, message: bytes) -> None:
-        """One message: its head always unpickles, its body may not (see `worker`)."""
-        stream = io.BytesIO(message)
-        kind, *head = pickle.load(stream)
+    def handle(self, worker: WorkerHandle, message: Message) -> None:
+        """One message: its head always unpickles, its body (big buffers apart) may not."""
+        kind, *head = pickle.loads(message[0])
         if kind in ("ready", "started"):  # initialized / loaded fn: deadlines start now
             worker.ready = True
             if worker.pieces:
@@ -160,7 +176,7 @@ class PoolState:
                 self.counts["workers_recycled"] += 1
             return
         try:
-            body = pickle.load(stream)
+            body = pickle.loads(message[1], buffers=message[2])
         except BaseException as exc:  # even a sys.exit() in a __reduce__: only its items fail
             body = exc
         if kind == "log":  # the pool's own handlers emit the worker's record

@@ -11,6 +11,7 @@ from gearshift.errors import UsageError
 from gearshift.machine import available_cores
 from gearshift.strategies.base import Initializer, Strategy, check_memory, check_workers
 from gearshift.strategies.processes._launch import START_METHODS, WORKER_ENV, default_start_method
+from gearshift.strategies.processes._pickling import ZERO_COPY_BYTES
 from gearshift.strategies.processes._pool import ProcessPool
 
 # What OpenBLAS, MKL, Accelerate, OpenMP and numexpr read to size their thread pools.
@@ -24,7 +25,7 @@ BLAS_THREAD_VARS = (
 
 
 class Processes(Strategy):
-    """Worker processes, one per available core by default; work travels with cloudpickle.
+    """Worker processes, one per available core by default; work travels pickled.
 
     `start_method="forkserver"` (the default on Linux): the first pool in a process starts one
     small fork-server process, which then forks each worker in a millisecond or two.
@@ -36,6 +37,10 @@ class Processes(Strategy):
     an item that leaves its resident memory (RSS) over that many bytes ("2GB", "1.5GiB": kB, MB,
     GB count in powers of 1,000, KiB, MiB, GiB of 1,024); a fresh worker, your initializer run
     again, takes its place, and what the old one had not run goes to the others.
+
+    `zero_copy_bytes`: on Linux, buffers this big or bigger (numpy arrays, bytes) travel to the
+    workers and back without a copy through the socket, in memfds; workers see such inputs
+    read-only. None sends everything through the socket.
     """
 
     name = "processes"
@@ -49,6 +54,7 @@ class Processes(Strategy):
         max_memory_per_child: int | str | None = None,
         blas_threads: int | None = None,
         start_method: str | None = None,
+        zero_copy_bytes: int | None = ZERO_COPY_BYTES,
     ) -> None:
         """`blas_threads` caps the threads of BLAS/OpenMP libraries in each worker (numpy, ...)
         so that workers x their threads do not oversubscribe the cores; None leaves them be."""
@@ -57,6 +63,7 @@ class Processes(Strategy):
         self.max_memory_per_child = check_memory(max_memory_per_child)
         self.blas_threads = check_workers(blas_threads, "blas_threads")
         self.start_method = _check_start_method(start_method)
+        self.zero_copy_bytes = _check_zero_copy(zero_copy_bytes)
 
     def with_recycling(
         self,
@@ -93,6 +100,7 @@ class Processes(Strategy):
             self.worker_env(),
             self.start_method,
             self.max_memory_per_child,
+            self.zero_copy_bytes,
         )
 
 
@@ -110,3 +118,12 @@ def _check_start_method(start_method: str | None) -> str:
             "use start_method='spawn' or None"
         )
     return start_method
+
+
+def _check_zero_copy(size: int | None) -> int | None:
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise UsageError(
+            f"zero_copy_bytes must be a whole number of bytes >= 1, or None to send every buffer "
+            f"through the socket, got {size!r}"
+        )
+    return size

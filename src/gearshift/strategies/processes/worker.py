@@ -3,10 +3,10 @@
 Loaded by file path (see `_launch`), not as a module of the gearshift package, so a worker starts
 without importing gearshift, concurrent.futures, logging or typing: only what a task needs is
 imported, when it needs it. It talks to its pool over the socket inherited as file descriptor FD,
-with multiprocessing.connection's framing (a 4-byte length, or -1 and an 8-byte length):
+in frames whose big buffers travel beside them in memfds (`_channel`):
 
-    pool ── ("init", sys_path, initializer, log_levels, authkey, max_rss) ►  worker
-         ── ("run", fn_key | None, fn_bytes | None, items, report_each) ──►
+    pool ── ("init", sys_path, initializer, log_levels, authkey, max_rss, zero_copy) ► worker
+         ── ("run", fn_key | None, fn_bytes | None, items, report_each) + buffers ──►
          ◄─ ("ready",) ───────────────────────────────────────────────   initialized
          ◄─ ("started",) ─────────────────────────────────────────────   a new fn loaded (timed)
          ◄─ ("done", n, final) + ("done", values, seconds, errors) ───   per item or per chunk
@@ -19,11 +19,14 @@ What the worker sends is a head, plain values that always unpickle, then in the 
 body pickled apart: a body the pool cannot unpickle (a class missing there, a `__reduce__` that
 raises) fails only the n items the head names. `seconds` is the compute time of the whole
 message (one timer per chunk, not per item). A call from `submit` comes with fn_key None and is
-not cached: its arguments are freed once it has run. A reader thread drains the socket into a
-local queue, so the pool never blocks sending, and ends the process the moment the socket
-closes: a worker cannot outlive its pool, even mid-task. With `max_rss` (max_memory_per_child,
-bytes) it reads its resident memory after each item; once over, it reports what it ran, sends
-"over", runs nothing more and waits for "stop": the pool gives what it had not run to others.
+not cached: its arguments are freed once it has run. Buffers of `zero_copy`'s threshold or more
+(numpy arrays, big bytes: `_apart`) travel out of band, both ways: a worker's inputs are
+read-only views of a memfd it gives back with the run's last reply once nothing maps it. A
+reader thread drains the socket into a local queue, so the pool never blocks sending, and ends
+the process the moment the socket closes: a worker cannot outlive its pool, even mid-task. With
+`max_rss` (max_memory_per_child, bytes) it reads its resident memory after each item; once over,
+it reports what it ran, sends "over", runs nothing more and waits for "stop": the pool gives
+what it had not run to others.
 """
 
 from __future__ import annotations
@@ -32,17 +35,19 @@ import _pickle as pickle  # the C pickler alone: pickle.py would import re and m
 import _signal  # type: ignore[import-not-found]  # signal.py would import enum
 import os
 import sys
-import threading
-from _queue import SimpleQueue
-from struct import Struct
 from time import perf_counter
 
 TYPE_CHECKING = False  # typing itself is not imported: a worker pays for what it uses
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from pickle import PickleBuffer
     from types import ModuleType
     from typing import Any
 
+    from gearshift.strategies.processes._channel import Channel
+    from gearshift.strategies.processes._received import Message
+
+    Pack = Callable[[object], tuple[bytes, list[PickleBuffer]]]  # pickles, big buffers apart
     Keep = Callable[[BaseException], bool]  # which exceptions fail only their item
 
 FN_CACHE_SIZE = 8  # functions a worker keeps unpickled, oldest evicted first
@@ -51,66 +56,18 @@ READY = pickle.dumps(("ready",), protocol=5)
 STARTED = pickle.dumps(("started",), protocol=5)
 LOG, INIT_FAILED = pickle.dumps(("log",), protocol=5), pickle.dumps(("init_failed",), protocol=5)
 OVER = pickle.dumps(("over",), protocol=5)
-_SIZE, _BIG = Struct("!i"), Struct("!Q")
 
 
-class Channel:
-    """Length-prefixed messages over a socket's file descriptor; `send` is thread-safe."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.lock = threading.Lock()
-
-    def recv(self) -> bytearray:
-        (size,) = _SIZE.unpack(self._exactly(4))
-        if size == -1:
-            (size,) = _BIG.unpack(self._exactly(8))
-        return self._exactly(size)
-
-    def _exactly(self, n: int) -> bytearray:
-        buf = bytearray(n)
-        view, got = memoryview(buf), 0
-        while got < n:
-            read = os.readv(self.fd, [view[got:]])
-            if not read:
-                raise EOFError
-            got += read
-        return buf
-
-    def send(self, head: bytes, body: bytes = b"") -> None:
-        """One message: `head`, then `body` (see the module docstring)."""
-        n = len(head) + len(body)
-        header = _SIZE.pack(n) if n <= 0x7FFFFFFF else _SIZE.pack(-1) + _BIG.pack(n)
-        with self.lock:
-            if n <= 65536:
-                self._write(header + head + body)
-            else:  # no copy of a big result
-                self._write(header + head)
-                self._write(body)
-
-    def _write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view) :]
-
-
-def _read(channel: Channel, inbox: SimpleQueue[bytearray]) -> None:
-    """Move messages from the socket to `inbox`; exit the process when the pool goes away."""
+def dumps(obj: object, big: Callable[[PickleBuffer], bool] | None = None) -> bytes:
+    """Pickle with the standard library; cloudpickle (imported only then) for what it cannot.
+    `big` (an `_apart.Apart`) keeps big buffers out of band."""
     try:
-        while True:
-            inbox.put(channel.recv())
-    except (EOFError, OSError):
-        os._exit(0)
-
-
-def dumps(obj: object) -> bytes:
-    """Pickle with the standard library; cloudpickle (imported only then) for what it cannot."""
-    try:
-        return pickle.dumps(obj, protocol=5)
+        return pickle.dumps(obj, protocol=5, buffer_callback=big)
     except Exception:
         import cloudpickle
 
-        return bytes(cloudpickle.dumps(obj))
+        getattr(big, "buffers", []).clear()  # what the failed attempt kept
+        return bytes(cloudpickle.dumps(obj, protocol=5, buffer_callback=big))
 
 
 def portable(exc: BaseException) -> tuple[BaseException, str]:
@@ -128,25 +85,34 @@ def portable(exc: BaseException) -> tuple[BaseException, str]:
     return exc, text
 
 
-def encode_done(
-    values: list[Any], seconds: object, raised: dict[int, BaseException], *more: object
-) -> bytes:
-    """("done", values, seconds, errors, *more) pickled; a value that cannot be pickled becomes
+def encode_done(values: list[Any], seconds: object, raised: dict[int, BaseException]) -> bytes:
+    """("done", values, seconds, errors) pickled; a value that cannot be pickled becomes
     that item's error, not a lost chunk: a `PicklingFailed` saying so, or what its `__reduce__`
     raised if that was no Exception (sys.exit()), as in the standard pool."""
+    return pack_done(_whole, values, seconds, raised)[0]
+
+
+def pack_done(
+    pack: Pack, values: list[Any], seconds: object, raised: dict[int, BaseException]
+) -> tuple[bytes, list[PickleBuffer]]:
+    """`encode_done`, pickled by `pack` (big buffers apart: `_apart.split`)."""
     errors = {pos: portable(exc) for pos, exc in raised.items()}
     try:
-        return dumps(("done", values, seconds, errors, *more))
+        return pack(("done", values, seconds, errors))
     except BaseException:  # found item by item below
         pass
     values = list(values)
     for pos, value in enumerate(values):
         try:
-            dumps(value)
+            pack(value)
         except BaseException as exc:
             values[pos] = None
             errors[pos] = portable(_not_picklable(exc) if isinstance(exc, Exception) else exc)
-    return dumps(("done", values, seconds, errors, *more))
+    return pack(("done", values, seconds, errors))
+
+
+def _whole(obj: object) -> tuple[bytes, list[PickleBuffer]]:
+    return dumps(obj), []
 
 
 def _not_picklable(exc: Exception) -> BaseException:
@@ -231,11 +197,16 @@ def serve(fd: int) -> None:
     """Run chunks from the pool until told to stop; never returns."""
     _signal.signal(_signal.SIGINT, _signal.SIG_IGN)  # Ctrl-C is the pool owner's to handle
     _line_buffered()
-    channel = Channel(fd)
-    inbox: SimpleQueue[bytearray] = SimpleQueue()
-    threading.Thread(target=_read, args=(channel, inbox), daemon=True).start()
-    _, sys_path, initializer, log_levels, authkey, max_rss = pickle.loads(inbox.get())
+    received = beside("_received.py")
+    kept = received.Kept()
+    channel = beside("_channel.py").Channel(fd, kept)
+    inbox = received.Inbox(channel.recv, kept)
+    init = pickle.loads(inbox.get()[0])
+    _, sys_path, initializer, log_levels, authkey, max_rss, zero_copy = init
     cap = None if max_rss is None else (beside("_capped.py").rss_reader(), max_rss)
+    pack = _whole if zero_copy is None else _apart(zero_copy[0])
+    if zero_copy is not None:  # big bodies apart too: the pool's reader never waits on them
+        channel.name, channel.big_body = zero_copy[1], beside("_channel.py").BIG_BODY
     sys.path[:] = sys_path
     # The pool's multiprocessing authkey, so that manager proxies passed to tasks can connect.
     hooks = beside("_hooks.py")
@@ -254,60 +225,84 @@ def serve(fd: int) -> None:
     channel.send(READY)  # task deadlines start now, not while the interpreter was starting
     fns: dict[int, Callable[[Any], Any]] = {}
     while True:
-        if _run(channel, inbox.get(), fns, logs, cap):  # past max_memory_per_child
+        if _run(channel, inbox.get(), fns, logs, cap, pack):  # past max_rss
             channel.send(OVER)  # the pool gives what was sent meanwhile to a fresh worker
-            while inbox.get() != STOP:
+            while inbox.get()[0] != STOP:
                 pass
             _flush()
             os._exit(0)
 
 
+def _apart(threshold: int) -> Pack:
+    split = beside("_apart.py").split
+    return lambda obj: split(dumps, obj, threshold)
+
+
 def _run(
     channel: Channel,
-    message: bytearray,
+    message: Message,
     fns: dict[int, Any],
     logs: Any,
     cap: tuple[Callable[[], int], int] | None,
+    pack: Pack,
 ) -> bool:
     """Run one chunk and send its outcomes, or stop; True once this worker is over its memory
     `cap` (it then ran nothing after the item that took it over). Only this call's frame refers
-    to a call's arguments and results, so they are freed (proxies released) once it returns."""
-    if message == STOP:
+    to a call's arguments and results, so they are freed (proxies released) once it returns;
+    by the last reply nothing of its own maps the memfd of its inputs, which goes back then."""
+    head, _, buffers, lease = message
+    del message
+    if head == STOP:
         _flush()
         os._exit(0)  # nothing to tear down: skip the interpreter's slow exit
-    what = "fn"
+    what, apart, given = "fn", buffers is not None, iter(buffers or ())
+    del buffers
     try:
-        _, fn_key, fn_bytes, blob, report_each = pickle.loads(message)
-        fn = fns[fn_key] if fn_bytes is None else pickle.loads(fn_bytes)
+        _, fn_key, fn_bytes, blob, report_each = pickle.loads(head)
+        fn = fns[fn_key] if fn_bytes is None else pickle.loads(fn_bytes, buffers=given)
         if fn_key is not None and fn_bytes is not None:  # a call (no key) is not kept
             if len(fns) >= FN_CACHE_SIZE:  # the pool mirrors this eviction exactly
                 fns.pop(next(iter(fns)))
             fns[fn_key] = fn
         what = "the items"
-        items = pickle.loads(blob)
+        items = pickle.loads(blob, buffers=given)
     except BaseException as exc:  # fn's module cannot be imported here, a sys.exit()...
-        channel.send(dumps(("fail", what)), dumps(portable(exc)))
+        del given
+        channel.send(dumps(("fail", what)), dumps(portable(exc)), lease=lease)
         return False
+    del given
     if report_each and fn_bytes is not None:  # importing fn's module is not the item's time
         channel.send(STARTED)
     logs.install()
     pid = os.getpid()
     groups = [[item] for item in items] if report_each else [items]
-    for n, group in enumerate(groups, 1):
-        over = False
+    del items
+    groups.reverse()
+    while True:
+        group = groups.pop()
         if cap is None:
             values, seconds, raised = run_items(fn, group)
+            over = False
         else:
             values, seconds, raised, over = beside("_capped.py").run_capped(fn, group, *cap)
         if os.getpid() != pid:  # the task forked and this is the child: never talk to the pool
             os._exit(0)
         _flush()
         logs.install()
-        head = dumps(("done", len(values), n == len(groups) or over))
-        channel.send(head, encode_done(values, seconds, raised))
-        if over:
-            return True
-    return False
+        final = over or not groups
+        del group
+        if final:
+            del fn, groups  # a call's arguments: its inputs' memfd can go back with this reply
+        if apart:  # a task that wrote into its inputs is told why it could not
+            beside("_received.py").explain(raised)
+        body, out = pack_done(pack, values, seconds, raised)
+        n = len(values)
+        for error in raised.values():  # its frames would hold items until a garbage collection
+            error.__traceback__ = None
+        del values, raised
+        channel.send(dumps(("done", n, final)), body, out, lease if final else None)
+        if final:
+            return over
 
 
 def _set_authkey(mp_process: ModuleType, authkey: bytes) -> None:
