@@ -225,7 +225,7 @@ def serve(fd: int) -> None:
     channel.send(READY)  # task deadlines start now, not while the interpreter was starting
     fns: dict[int, Callable[[Any], Any]] = {}
     while True:
-        if _run(channel, inbox.get(), fns, logs, cap, pack):  # past max_rss
+        if _run(channel, inbox.get, fns, logs, cap, pack):  # past max_rss
             channel.send(OVER)  # the pool gives what was sent meanwhile to a fresh worker
             while inbox.get()[0] != STOP:
                 pass
@@ -240,7 +240,7 @@ def _apart(threshold: int) -> Pack:
 
 def _run(
     channel: Channel,
-    message: Message,
+    take: Callable[[], Message],
     fns: dict[int, Any],
     logs: Any,
     cap: tuple[Callable[[], int], int] | None,
@@ -249,9 +249,9 @@ def _run(
     """Run one chunk and send its outcomes, or stop; True once this worker is over its memory
     `cap` (it then ran nothing after the item that took it over). Only this call's frame refers
     to a call's arguments and results, so they are freed (proxies released) once it returns;
-    by the last reply nothing of its own maps the memfd of its inputs, which goes back then."""
-    head, _, buffers, lease = message
-    del message
+    by the last reply nothing of its own maps the memfd of its inputs, which goes back then.
+    It takes the message itself: an argument stays referenced by the caller's stack on 3.10."""
+    head, _, buffers, lease = take()
     if head == STOP:
         _flush()
         os._exit(0)  # nothing to tear down: skip the interpreter's slow exit
