@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import threading
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Generator, Iterator
 from concurrent.futures import Future
 from typing import Any, Protocol
 
@@ -53,6 +53,7 @@ class LoopPump:
         self.stopping = self.ended = False
         self.pulling: Future[Any] | None = None  # an async input's __anext__ in flight
         self._finalizer: weakref.finalize[Any, Any] | None = None
+        self.pulled: Generator[Any, None, None] | None = None  # `pull`'s, if the input is async
 
     def attach(self, source: Source, owner: object) -> None:
         """Drive `source`; if `owner` is garbage-collected unfinished, the work still stops."""
@@ -123,6 +124,8 @@ class LoopPump:
                 self._post(_ERROR, exc)
         finally:
             self.source.close()
+            if self.pulled is not None:
+                self.pulled.close()  # an async input's aclose, on the loop, before `finished`
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
                 self.loop.call_soon_threadsafe(self.finished.set)
 
@@ -130,8 +133,13 @@ class LoopPump:
         with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(self.queue.put_nowait, (kind, value))
 
-    def pull(self, source: AsyncIterable[Any]) -> Iterator[Any]:
-        """An async iterable as a plain iterator for the thread: each item awaited on the loop."""
+    def pull(self, source: AsyncIterable[Any]) -> Generator[Any, None, None]:
+        """An async iterable as a plain iterator for the thread: each item awaited on the loop,
+        and closed (`aclose`, awaited there) by the thread as it lets go, while the loop runs."""
+        self.pulled = self._pull(source)
+        return self.pulled
+
+    def _pull(self, source: AsyncIterable[Any]) -> Generator[Any, None, None]:
         iterator = source.__aiter__()
         try:
             while not self.stopping:
@@ -147,8 +155,13 @@ class LoopPump:
             self.pulling = None
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:
-                with contextlib.suppress(Exception):
-                    asyncio.run_coroutine_threadsafe(aclose(), self.loop).result(timeout=5)
+                closing = aclose()
+                try:
+                    asyncio.run_coroutine_threadsafe(closing, self.loop).result(timeout=5)
+                except RuntimeError:  # the loop is closed: nothing can await it any more
+                    closing.close()
+                except Exception:  # the iterable's own error on closing: ignored
+                    pass
 
 
 async def _anext(iterator: AsyncIterator[Any]) -> Any:
