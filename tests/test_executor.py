@@ -188,7 +188,14 @@ def test_shutdown_cancel_futures_cancels_queued_work(name: str, tmp_path: Path) 
     queued = [ex.submit(sleep_and_return, 0, i) for i in range(5)]
     return_once_file_exists(started, 0)
     assert started.exists()  # the first call runs (however long its worker took to start)
-    threading.Timer(0.2, release.touch).start()  # it ends while shutdown waits for it
+
+    def release_once_cancelled() -> None:  # it ends while shutdown waits for it, not before
+        deadline = time.monotonic() + 30
+        while not all(f.done() for f in queued[1:]) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        release.touch()
+
+    threading.Thread(target=release_once_cancelled, daemon=True).start()
     ex.shutdown(wait=True, cancel_futures=True)
     assert running.result() == 1
     assert all(f.cancelled() for f in queued[1:])
