@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import inspect
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -17,18 +16,12 @@ from gearshift.auto._chooser import PROCESS_START_SECONDS, WAITING_BOUND_SHARE, 
 from gearshift.auto._memory import Hint, observed, recall, remember
 from gearshift.auto._profiler import Profile, profile_sample
 from gearshift.errors import ProfileError, UsageError
-from gearshift.strategies import (
-    ChunkExecutor,
-    Initializer,
-    Strategy,
-    check_memory,
-    check_workers,
-)
+from gearshift.strategies import ChunkExecutor, Initializer, RecyclesWorkers, Strategy
 from gearshift.units import seconds
 from gearshift.values import ChunkResult
 
 
-class Auto(Strategy):
+class Auto(RecyclesWorkers):
     """Measure the first items (`gearshift.profile`), then run the rest as `gearshift.choose` says.
 
     `max_workers` caps the width auto may choose. `limit_blas_threads` (default on) caps the
@@ -52,23 +45,6 @@ class Auto(Strategy):
         super().__init__(max_workers)
         self.limit_blas_threads = limit_blas_threads
         self.allow_serial = allow_serial
-        self.max_tasks_per_child: int | None = None
-        self.max_memory_per_child: int | None = None
-
-    def with_recycling(
-        self,
-        *,
-        max_tasks_per_child: int | None = None,
-        max_memory_per_child: int | str | None = None,
-    ) -> Auto:
-        """A copy that gives these limits to the process workers, if it chooses processes
-        (threads and serial run in your own process, which no limit recycles)."""
-        clone = copy.copy(self)
-        if max_tasks_per_child is not None:
-            clone.max_tasks_per_child = check_workers(max_tasks_per_child, "max_tasks_per_child")
-        if max_memory_per_child is not None:
-            clone.max_memory_per_child = check_memory(max_memory_per_child)
-        return clone
 
     def default_workers(self) -> int:
         return machine_cores()  # available_cores(), read at most once a second

@@ -17,6 +17,7 @@ from gearshift.strategies._run import fails_its_item
 from gearshift.strategies.base import (
     ChunkExecutor,
     Initializer,
+    RecyclesWorkers,
     Strategy,
     check_memory,
     check_workers,
@@ -44,6 +45,7 @@ __all__ = [
     "OnLoop",
     "Processes",
     "Ramp",
+    "RecyclesWorkers",
     "Serial",
     "Strategy",
     "Threads",

@@ -10,7 +10,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from gearshift.chunking import TARGET_CHUNK_SECONDS
 from gearshift.errors import UsageError, short_repr
@@ -198,3 +198,28 @@ class Strategy(ABC):
             executor.terminate()
         else:
             executor.shutdown(wait=False, cancel_futures=True)
+
+
+RecyclingT = TypeVar("RecyclingT", bound="RecyclesWorkers")
+
+
+class RecyclesWorkers(Strategy):
+    """A strategy whose work may run in worker processes (processes, or auto if it picks them):
+    `with_recycling` sets their limits instead of refusing them."""
+
+    max_tasks_per_child: int | None = None
+    max_memory_per_child: int | None = None
+
+    def with_recycling(
+        self: RecyclingT,
+        *,
+        max_tasks_per_child: int | None = None,
+        max_memory_per_child: int | str | None = None,
+    ) -> RecyclingT:
+        """A copy with these limits; None keeps this one's (and its other settings)."""
+        clone = copy.copy(self)
+        if max_tasks_per_child is not None:
+            clone.max_tasks_per_child = check_workers(max_tasks_per_child, "max_tasks_per_child")
+        if max_memory_per_child is not None:
+            clone.max_memory_per_child = check_memory(max_memory_per_child)
+        return clone

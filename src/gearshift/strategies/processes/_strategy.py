@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 import os
 from concurrent.futures import Executor
 from typing import Any
 
 from gearshift.errors import UsageError
 from gearshift.machine import available_cores
-from gearshift.strategies.base import Initializer, Strategy, check_memory, check_workers
+from gearshift.strategies.base import Initializer, RecyclesWorkers, check_memory, check_workers
 from gearshift.strategies.processes._launch import START_METHODS, WORKER_ENV, default_start_method
 from gearshift.strategies.processes._pickling import ZERO_COPY_BYTES
 from gearshift.strategies.processes._pool import ProcessPool
@@ -24,7 +23,7 @@ BLAS_THREAD_VARS = (
 )
 
 
-class Processes(Strategy):
+class Processes(RecyclesWorkers):
     """Worker processes, one per available core by default; work travels pickled.
 
     `start_method="forkserver"` (the default on Linux): the first pool in a process starts one
@@ -64,20 +63,6 @@ class Processes(Strategy):
         self.blas_threads = check_workers(blas_threads, "blas_threads")
         self.start_method = _check_start_method(start_method)
         self.zero_copy_bytes = _check_zero_copy(zero_copy_bytes)
-
-    def with_recycling(
-        self,
-        *,
-        max_tasks_per_child: int | None = None,
-        max_memory_per_child: int | str | None = None,
-    ) -> Processes:
-        """A copy with these limits; None keeps this one's (and its other settings)."""
-        clone = copy.copy(self)
-        if max_tasks_per_child is not None:
-            clone.max_tasks_per_child = check_workers(max_tasks_per_child, "max_tasks_per_child")
-        if max_memory_per_child is not None:
-            clone.max_memory_per_child = check_memory(max_memory_per_child)
-        return clone
 
     def worker_env(self) -> dict[str, str]:
         """Variables set in each worker: the thread caps, unless the user set them already."""
