@@ -1,9 +1,11 @@
-"""A task that sleeps and counts how many of its calls run at once, for tests of width."""
+"""A task that sleeps and counts how many of its calls run at once, for tests of width; and a
+release that waits for a state instead of a fixed sleep."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 
 class Running:
@@ -22,3 +24,16 @@ class Running:
         with self._lock:
             self.now -= 1
         return x
+
+
+def release_once(done: Callable[[], bool], release: Callable[[], object]) -> None:
+    """In a thread: call `release()` once `done()` holds (at most 30 s on), so that a call blocked
+    until then ends after what the test waits for, however loaded the machine is."""
+
+    def wait() -> None:
+        deadline = time.monotonic() + 30
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        release()
+
+    threading.Thread(target=wait, daemon=True).start()

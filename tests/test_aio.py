@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import gearshift
+from _running import release_once
 from gearshift import TaskFailed, TaskTimeout, UsageError
 
 
@@ -193,14 +194,8 @@ def test_executor_shutdown_cancels_coroutines_waiting_for_a_slot() -> None:
     while not running.running() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert running.running()  # it holds the only slot, and cannot end before `release`
-
-    def release_once_cancelled() -> None:  # it ends while shutdown waits for it, not before
-        deadline = time.monotonic() + 30
-        while not all(f.done() for f in queued) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        release.set()
-
-    threading.Thread(target=release_once_cancelled, daemon=True).start()
+    # it ends while shutdown waits for it, once the queued calls are cancelled, not before
+    release_once(lambda: all(f.done() for f in queued), release.set)
     ex.shutdown(wait=True, cancel_futures=True)
     assert running.result() == "released"
     assert all(f.cancelled() for f in queued) and counter.now == counter.finished == 0

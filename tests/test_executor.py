@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import gearshift
+from _running import release_once
 from gearshift import UsageError
 
 
@@ -188,14 +189,8 @@ def test_shutdown_cancel_futures_cancels_queued_work(name: str, tmp_path: Path) 
     queued = [ex.submit(sleep_and_return, 0, i) for i in range(5)]
     return_once_file_exists(started, 0)
     assert started.exists()  # the first call runs (however long its worker took to start)
-
-    def release_once_cancelled() -> None:  # it ends while shutdown waits for it, not before
-        deadline = time.monotonic() + 30
-        while not all(f.done() for f in queued[1:]) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        release.touch()
-
-    threading.Thread(target=release_once_cancelled, daemon=True).start()
+    # it ends while shutdown waits for it, once the queued calls are cancelled, not before
+    release_once(lambda: all(f.done() for f in queued[1:]), release.touch)
     ex.shutdown(wait=True, cancel_futures=True)
     assert running.result() == 1
     assert all(f.cancelled() for f in queued[1:])
