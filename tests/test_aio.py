@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import gearshift
-from _running import release_once
+from _running import new_threads, release_once
 from gearshift import TaskFailed, TaskTimeout, UsageError
 
 
@@ -185,6 +185,23 @@ async def until_set(flag: threading.Event) -> str:
     return "released"
 
 
+async def append_soon(to: list[int], x: int) -> None:
+    to.append(x)
+    await asyncio.sleep(0)
+
+
+def test_executor_starts_calls_in_submit_order() -> None:
+    """As with `ThreadPoolExecutor(1)`: one slot runs the calls one after another, in the order
+    they were submitted, even those submitted while the loop is still starting."""
+    for _ in range(20):
+        order: list[int] = []
+        ex = gearshift.Executor(1, strategy="asyncio")
+        for i in range(6):
+            ex.submit(append_soon, order, i)
+        ex.shutdown(wait=True)
+        assert order == list(range(6))
+
+
 def test_executor_shutdown_cancels_coroutines_waiting_for_a_slot() -> None:
     counter, release = InFlight(), threading.Event()
     ex = gearshift.Executor(1, strategy="asyncio")
@@ -346,13 +363,13 @@ def test_cancelling_the_awaiting_task_cancels_the_work(plain: bool) -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
 
-    threads = threading.active_count()
+    threads = set(threading.enumerate())
     asyncio.run(asyncio.wait_for(main(), 20))
     assert counter.peak == 5 and counter.now == 0 and counter.cancelled == 5
     deadline = time.monotonic() + 2  # the helper thread ends right after it posts `done`
-    while threading.active_count() > threads and time.monotonic() < deadline:
+    while new_threads(threads) and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert threading.active_count() <= threads, threading.enumerate()  # the helper thread is gone
+    assert new_threads(threads) == []  # the helper thread is gone
 
 
 def test_aimap_outside_an_event_loop_is_a_usage_error() -> None:

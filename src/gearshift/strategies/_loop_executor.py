@@ -1,7 +1,7 @@
 """LoopExecutor: a `concurrent.futures.Executor` whose calls run as tasks on an event loop.
 
-    submit / submit_chunk (any thread) ──call_soon_threadsafe──► the loop: one task per call or
-        chunk, each holding one of `max_workers` slots (a semaphore) while it runs
+    submit / submit_chunk (any thread) ──call_soon_threadsafe──► the loop: a queue of calls in
+        submit order ─► one task per call or chunk once one of `max_workers` slots is free
     the loop: its own, in a helper thread (closed on shutdown), or a running one (the caller's)
 
 A chunk's coroutines run one after another inside its slot; `task_timeout` cancels an overdue
@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import threading
+from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -54,7 +56,12 @@ class LoopExecutor(ChunkExecutor):
         self._idle = threading.Event()
         self._idle.set()
         self._waiting: set[Future[Any]] = set()  # scheduled, not yet holding a slot
-        self._tasks: dict[Future[Any], asyncio.Task[None]] = {}  # touched in the loop only
+        # touched in the loop only: calls waiting for a slot in submit order (`_queued` holds the
+        # ones not cancelled meanwhile), the tasks of those holding one, and the free slots
+        self._queue: deque[_Call] = deque()
+        self._queued: dict[Future[Any], _Call] = {}
+        self._tasks: dict[Future[Any], asyncio.Task[None]] = {}
+        self._free = max_workers
         self._threads = ThreadPoolExecutor(max_workers, thread_name_prefix="gearshift-asyncio")
         self._thread: threading.Thread | None = None
         if loop is None:
@@ -65,13 +72,11 @@ class LoopExecutor(ChunkExecutor):
             self._thread.start()
         self._loop = loop
         self._calls = LoopCalls(loop, self._threads)
-        self._slots: asyncio.Semaphore | None = None
         self._ready = asyncio.run_coroutine_threadsafe(
             self._initialize(initializer, initargs), loop
         )
 
     async def _initialize(self, initializer: Initializer, initargs: tuple[Any, ...]) -> None:
-        self._slots = asyncio.Semaphore(self._width)
         if initializer is not None:
             try:
                 result = initializer(*initargs)
@@ -166,10 +171,21 @@ class LoopExecutor(ChunkExecutor):
         if call.future.cancelled() or self._halted:
             self._finished(call)
             return
-        task = self._loop.create_task(self._run(call))
-        self._tasks[call.future] = task
-        task.add_done_callback(lambda t: self._finished(call, t))
+        self._queue.append(call)
+        self._queued[call.future] = call
         call.future.add_done_callback(self._on_cancel)
+        self._next()
+
+    def _next(self) -> None:
+        """Give free slots to the calls waiting longest: calls start in submit order."""
+        while self._free and self._queue:
+            call = self._queue.popleft()
+            if self._queued.pop(call.future, None) is None:
+                continue  # cancelled while it waited: already finished
+            self._free -= 1
+            task = self._loop.create_task(self._run(call))
+            self._tasks[call.future] = task
+            task.add_done_callback(functools.partial(self._finished, call))
 
     def _on_cancel(self, future: Future[Any]) -> None:
         """A future cancelled while waiting for a slot: stop waiting (any thread)."""
@@ -181,39 +197,48 @@ class LoopExecutor(ChunkExecutor):
         task = self._tasks.get(future)
         if task is not None:
             task.cancel()
+        elif (call := self._queued.pop(future, None)) is not None:
+            self._finished(call)
 
     def _cancel_all(self) -> None:
         for task in self._tasks.values():
             task.cancel()
+        queued, self._queued = self._queued, {}
+        self._queue.clear()
+        for call in queued.values():
+            self._finished(call)
 
     async def _run(self, call: _Call) -> None:
+        """Run a call that holds a slot, once the initializer has run."""
         future = call.future
         if not self._ready.done() or self._ready.exception() is not None:
             await asyncio.wrap_future(self._ready)
-        assert self._slots is not None
-        async with self._slots:
-            with self._lock:
-                self._waiting.discard(future)
-            call.settled = True
-            if not future.set_running_or_notify_cancel():
-                return
-            try:
-                future.set_result(await call.make())
-            except BaseException as exc:  # even cancellation: the outcome goes to the future
-                ours = isinstance(exc, asyncio.CancelledError) and cancelled_from_outside()
-                future.set_exception(CancelledError(_SHUT) if ours else exc)
+        with self._lock:
+            self._waiting.discard(future)
+        call.settled = True
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(await call.make())
+        except BaseException as exc:  # even cancellation: the outcome goes to the future
+            ours = isinstance(exc, asyncio.CancelledError) and cancelled_from_outside()
+            future.set_exception(CancelledError(_SHUT) if ours else exc)
 
     def _finished(self, call: _Call, task: asyncio.Task[None] | None = None) -> None:
         """The call's task ended (or never started): settle its future if nothing did."""
-        self._tasks.pop(call.future, None)
-        if task is not None and not task.cancelled():
-            task.exception()  # retrieved: the initializer's error goes to the future below
+        if task is not None:
+            del self._tasks[call.future]
+            self._free += 1
+            if not task.cancelled():
+                task.exception()  # retrieved: the initializer's error goes to the future below
         if not call.settled:  # it never got a slot: cancelled, shut down, or init failed
             call.settled = True
             if call.future.set_running_or_notify_cancel():
                 error = self._ready.exception() if self._ready.done() else None
                 call.future.set_exception(error or CancelledError(_SHUT))
         self._ended(call.future)
+        if task is not None:
+            self._next()
 
 
 @dataclass(eq=False)
