@@ -37,3 +37,9 @@ def release_once(done: Callable[[], bool], release: Callable[[], object]) -> Non
         release()
 
     threading.Thread(target=wait, daemon=True).start()
+
+
+def new_threads(before: set[threading.Thread]) -> list[threading.Thread]:
+    """Threads alive now that were not in `before` (a `set(threading.enumerate())`): what a test
+    left running, however many threads of earlier tests end meanwhile."""
+    return [t for t in threading.enumerate() if t not in before]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from _running import new_threads
 from gearshift import ImageServer
 from gearshift.cli import main
 from gearshift.cli.demo import explain_cpu, explain_io
@@ -60,24 +61,24 @@ def test_one_process_per_sum_returns_every_sum_and_leaves_no_child() -> None:
 
 
 def test_thread_queue_downloads_every_url_and_stops_its_threads(tmp_path: Path) -> None:
-    before = threading.active_count()
+    before = set(threading.enumerate())
     with ImageServer(count=3, size_bytes=1024, latency=0.01) as srv:
         jobs = [(i, url, str(tmp_path)) for i, url in enumerate(srv.urls)]
         got = download_with_thread_queue(jobs, threads=2)
         expected = [(1024, sha256_of(url)) for url in srv.urls]
     assert got == expected
     assert sorted(p.name for p in tmp_path.iterdir()) == ["0-0.png", "1-1.png", "2-2.png"]
-    assert threading.active_count() == before
+    assert new_threads(before) == []
 
 
 def test_thread_queue_raises_a_failed_download_instead_of_hanging(tmp_path: Path) -> None:
-    before = threading.active_count()
+    before = set(threading.enumerate())
     with ImageServer(count=2, size_bytes=1024) as srv:
         jobs = [(0, srv.urls[0], str(tmp_path)), (1, f"{srv.base_url}/images/9.png", str(tmp_path))]
         with pytest.raises(DownloadError) as info:
             download_with_thread_queue(jobs, threads=2)
     assert info.value.status == 404 and info.value.url.endswith("/images/9.png")
-    assert threading.active_count() == before
+    assert new_threads(before) == []
 
 
 def test_fetch_names_the_url_when_nothing_listens(tmp_path: Path) -> None:
