@@ -146,12 +146,13 @@ def test_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch
 
 @pytest.mark.slow
 def test_by_name_it_starts_a_local_cluster_and_closes_it_afterwards() -> None:
+    before = set(multiprocessing.active_children())  # other tests' children may still be ending
     with gearshift.Executor(1, strategy="dask") as executor:
         assert isinstance(executor, concurrent.futures.Executor)
         cluster = executor._inner._owned[-1]  # type: ignore[attr-defined]
         assert executor.submit(square, 7).result(timeout=60) == 49
         assert list(executor.map(square, range(4))) == [0, 1, 4, 9]
     assert cluster.status.name == "closed"
-    assert multiprocessing.active_children() == []  # its worker processes are gone too
+    assert set(multiprocessing.active_children()) <= before  # its worker processes are gone too
     assert gearshift.map(square, range(5), strategy="dask", max_workers=1) == [0, 1, 4, 9, 16]
-    assert multiprocessing.active_children() == []
+    assert set(multiprocessing.active_children()) <= before

@@ -56,8 +56,9 @@ def test_sum_all_numbers_is_the_sources_task() -> None:
 
 
 def test_one_process_per_sum_returns_every_sum_and_leaves_no_child() -> None:
+    before = set(multiprocessing.active_children())  # other tests' children may still be ending
     assert sum_with_processes(1000, tasks=3) == [500500] * 3
-    assert multiprocessing.active_children() == []
+    assert set(multiprocessing.active_children()) <= before
 
 
 def test_thread_queue_downloads_every_url_and_stops_its_threads(tmp_path: Path) -> None:
