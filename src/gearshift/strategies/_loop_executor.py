@@ -16,7 +16,9 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import os
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
@@ -55,7 +57,7 @@ class LoopExecutor(ChunkExecutor):
         self._live = 0  # scheduled calls whose task has not ended yet
         self._idle = threading.Event()
         self._idle.set()
-        self._waiting: set[Future[Any]] = set()  # scheduled, not yet holding a slot
+        self._waiting: dict[Future[Any], None] = {}  # scheduled, no slot yet; in submit order
         # touched in the loop only: calls waiting for a slot in submit order (`_queued` holds the
         # ones not cancelled meanwhile), the tasks of those holding one, and the free slots
         self._queue: deque[_Call] = deque()
@@ -70,6 +72,7 @@ class LoopExecutor(ChunkExecutor):
                 target=_serve, args=(loop,), name="gearshift-asyncio", daemon=True
             )
             self._thread.start()
+            _owned.add(self)
         self._loop = loop
         self._calls = LoopCalls(loop, self._threads)
         self._ready = asyncio.run_coroutine_threadsafe(
@@ -102,17 +105,22 @@ class LoopExecutor(ChunkExecutor):
         return self._schedule(lambda: self._calls.chunk(fn, chunk, first_index, task_timeout))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Refuse new calls; cancel the ones still waiting for a slot if asked; then stop."""
+        """Refuse new calls; cancel the ones still waiting for a slot if asked; then stop.
+
+        Calls that a free slot was waiting for are not cancelled: like calls an idle
+        `ThreadPoolExecutor` thread has taken, they run.
+        """
         with self._lock:
             self._closed = True
             waiting = list(self._waiting) if cancel_futures else []
-        for future in waiting:
+            free = self._width - (self._live - len(self._waiting))
+        for future in waiting[max(free, 0) :]:
             future.cancel()  # fails harmlessly for one that has started meanwhile
         self._when_idle_stop()
         if wait:
             self._idle.wait()
             self._join()
-        self._threads.shutdown(wait=wait, cancel_futures=cancel_futures)
+            self._threads.shutdown(wait=True)
 
     def terminate(self) -> None:
         """Cancel every call now (coroutines for real, threads abandoned) and stop."""
@@ -133,20 +141,24 @@ class LoopExecutor(ChunkExecutor):
         future: Future[Any] = Future()
         with self._lock:
             if self._closed:
-                raise RuntimeError("cannot schedule new futures after shutdown")
+                after = "interpreter shutdown" if _exiting else "shutdown"
+                raise RuntimeError(f"cannot schedule new futures after {after}")
             self._live += 1
             self._idle.clear()
-            self._waiting.add(future)
-        try:
-            self._loop.call_soon_threadsafe(self._start, _Call(future, make))
-        except RuntimeError:  # the loop was closed under us
+            self._waiting[future] = None
+            try:  # under the lock: the loop queues calls in the order `_waiting` lists them
+                self._loop.call_soon_threadsafe(self._start, _Call(future, make))
+                closed = None
+            except RuntimeError as exc:  # the loop was closed under us
+                closed = exc
+        if closed is not None:
             self._ended(future)
-            raise
+            raise closed
         return future
 
     def _ended(self, future: Future[Any]) -> None:
         with self._lock:
-            self._waiting.discard(future)
+            self._waiting.pop(future, None)
             self._live -= 1
             idle = self._live == 0
             if idle:
@@ -155,10 +167,13 @@ class LoopExecutor(ChunkExecutor):
             self._when_idle_stop()
 
     def _when_idle_stop(self, force: bool = False) -> None:
-        """Once closed and idle (or forced), stop a loop this executor owns."""
+        """Once closed and idle (or forced), stop the thread pool (not before: a call that holds
+        a slot may still give it a function) and a loop this executor owns."""
         with self._lock:
-            stop = self._thread is not None and self._closed and (force or self._live == 0)
-        if stop:
+            done = self._closed and (force or self._live == 0)
+        if done:
+            self._threads.shutdown(wait=False)
+        if done and self._thread is not None:
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._loop.stop)
 
@@ -214,7 +229,7 @@ class LoopExecutor(ChunkExecutor):
         if not self._ready.done() or self._ready.exception() is not None:
             await asyncio.wrap_future(self._ready)
         with self._lock:
-            self._waiting.discard(future)
+            self._waiting.pop(future, None)
         call.settled = True
         if not future.set_running_or_notify_cancel():
             return
@@ -264,3 +279,22 @@ def _serve(loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(loop.shutdown_default_executor())
     finally:
         loop.close()
+
+
+_owned: weakref.WeakSet[LoopExecutor] = weakref.WeakSet()  # those that run their own loop
+_exiting = False
+
+
+def _at_exit() -> None:
+    """At interpreter exit, as `ThreadPoolExecutor` does: refuse new calls and let the submitted
+    ones finish (before the standard pools' own exit hook, which runs after this one). Calls
+    that `terminate` gave up on stay given up."""
+    global _exiting
+    _exiting = True
+    for executor in list(_owned):
+        if not executor._halted:
+            executor.shutdown(wait=True)
+
+
+threading._register_atexit(_at_exit)  # type: ignore[attr-defined]
+os.register_at_fork(after_in_child=_owned.clear)  # a forked child has none of their threads
