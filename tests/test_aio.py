@@ -245,9 +245,13 @@ EXIT_SCRIPT = """
 import asyncio, atexit, sys, time
 import gearshift
 
-async def later(word):
+async def coroutine():
     await asyncio.sleep(0.5)
-    print(word, flush=True)
+    print("ran", flush=True)
+
+def function():
+    time.sleep(0.5)
+    print("ran", flush=True)
 
 def submit_at_exit():
     try:
@@ -257,24 +261,29 @@ def submit_at_exit():
 
 atexit.register(submit_at_exit)  # runs after the executor's own exit hook
 ex = gearshift.Executor(3, strategy="asyncio")
-ex.submit(later, "coroutine")
-ex.submit(lambda: (time.sleep(0.5), print("function", flush=True)))
+ex.submit(globals()[sys.argv[2]])
 if sys.argv[1] == "no-wait":
     ex.shutdown(wait=False)
 """
 
 
+@pytest.mark.parametrize("kind", ["coroutine", "function"])
 @pytest.mark.parametrize("how", ["no-wait", "never-shut-down"])
-def test_interpreter_exit_lets_submitted_calls_finish_as_thread_pools_do(how: str) -> None:
+def test_interpreter_exit_lets_submitted_calls_finish_as_thread_pools_do(
+    how: str, kind: str
+) -> None:
     """Python's exit waits for calls a `ThreadPoolExecutor` was given (gh-83386): so does it
     for ours, with or without `shutdown(wait=False)`; a submit after that is refused."""
+    if kind == "function" and (3, 12, 0) <= sys.version_info[:3] < (3, 12, 3):
+        pytest.skip("Python 3.12.0-3.12.2 cannot start a thread at exit (gh-113964)")
     done = subprocess.run(
-        [sys.executable, "-c", EXIT_SCRIPT, how], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", EXIT_SCRIPT, how, kind], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert sorted(lines[:2]) == ["coroutine", "function"], done.stdout
-    assert lines[2:] == ["cannot schedule new futures after interpreter shutdown"]
+    assert done.stdout.splitlines() == [
+        "ran",
+        "cannot schedule new futures after interpreter shutdown",
+    ]
 
 
 FORK_SCRIPT = """
