@@ -8,6 +8,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import subprocess
 import sys
 import time
 from typing import Any
@@ -156,3 +157,38 @@ def test_by_name_it_starts_a_local_cluster_and_closes_it_afterwards() -> None:
     assert set(multiprocessing.active_children()) <= before  # its worker processes are gone too
     assert gearshift.map(square, range(5), strategy="dask", max_workers=1) == [0, 1, 4, 9, 16]
     assert set(multiprocessing.active_children()) <= before
+
+
+EXIT_SCRIPT = """
+import atexit, time
+import gearshift
+
+def sleep_and_print(seconds, word):
+    time.sleep(seconds)
+    print(word, flush=True)
+
+def submit_at_exit():
+    try:
+        ex.submit(print, "too late")
+    except RuntimeError as exc:
+        print(exc, flush=True)
+
+if __name__ == "__main__":
+    atexit.register(submit_at_exit)  # runs after the executor's own exit hook
+    ex = gearshift.Executor(1, strategy="dask")
+    ex.submit(sleep_and_print, 1.0, "apple")
+"""
+
+
+@pytest.mark.slow
+def test_interpreter_exit_lets_submitted_calls_finish_on_its_own_cluster() -> None:
+    """As for a `ThreadPoolExecutor` (CPython's test_interpreter_shutdown): an executor never
+    shut down still runs what it was given before its cluster closes at exit."""
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_SCRIPT], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "apple",
+        "cannot schedule new futures after interpreter shutdown",
+    ], done.stderr

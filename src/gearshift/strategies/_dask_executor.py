@@ -34,6 +34,7 @@ from gearshift.strategies._dask_tasks import (
     settle,
     start_owner,
 )
+from gearshift.strategies._exit import finish_at_exit, refused
 from gearshift.strategies.base import ChunkExecutor
 from gearshift.values import ChunkResult
 
@@ -68,6 +69,8 @@ class DaskExecutor(ChunkExecutor):
         self._threads = threads_of(client)
         self._dead: dict[str, int] = {}  # workers seen dying since: address -> their threads
         self._refreshed = time.monotonic()
+        if owned:  # a cluster of its own: like a ThreadPoolExecutor's, its calls finish at exit
+            finish_at_exit(self)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         self._refresh()
@@ -122,6 +125,11 @@ class DaskExecutor(ChunkExecutor):
         if release:
             for resource in self._owned:
                 resource.close()
+
+    def finish_at_exit(self) -> None:
+        """At Python's exit: wait for the submitted calls, unless they were let go already."""
+        if not self._released:
+            self.shutdown(wait=True)
 
     def terminate(self) -> None:
         """Cancel everything, queued or in the cluster (a running task's thread runs on)."""
@@ -214,7 +222,7 @@ class DaskExecutor(ChunkExecutor):
     def _own(self, future: Future[Any]) -> Future[Any]:
         with self._lock:
             if self._closed:
-                raise RuntimeError("cannot schedule new futures after shutdown")
+                raise RuntimeError(refused())
             self._owners.add(future)
         future.add_done_callback(self._disown)
         return future

@@ -16,9 +16,7 @@ import asyncio
 import contextlib
 import functools
 import inspect
-import os
 import threading
-import weakref
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
@@ -26,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gearshift.errors import InitializerFailed
+from gearshift.strategies._exit import finish_at_exit, refused
 from gearshift.strategies._loop_calls import (
     CANCEL_GRACE_SECONDS,
     LoopCalls,
@@ -72,7 +71,7 @@ class LoopExecutor(ChunkExecutor):
                 target=_serve, args=(loop,), name="gearshift-asyncio", daemon=True
             )
             self._thread.start()
-            _owned.add(self)
+            finish_at_exit(self)  # like a ThreadPoolExecutor's, its calls finish at exit
         self._loop = loop
         self._calls = LoopCalls(loop, self._threads)
         self._ready = asyncio.run_coroutine_threadsafe(
@@ -130,6 +129,11 @@ class LoopExecutor(ChunkExecutor):
         self._join(2 * CANCEL_GRACE_SECONDS)  # a coroutine blocking the loop is abandoned
         self._threads.shutdown(wait=False, cancel_futures=True)
 
+    def finish_at_exit(self) -> None:
+        """At Python's exit: wait for the submitted calls, unless `terminate` gave up on them."""
+        if not self._halted:
+            self.shutdown(wait=True)
+
     def cancel_all(self) -> None:
         """Refuse new calls and cancel every call scheduled; returns at once (any thread)."""
         with self._lock:
@@ -141,8 +145,7 @@ class LoopExecutor(ChunkExecutor):
         future: Future[Any] = Future()
         with self._lock:
             if self._closed:
-                after = "interpreter shutdown" if _exiting else "shutdown"
-                raise RuntimeError(f"cannot schedule new futures after {after}")
+                raise RuntimeError(refused())
             self._live += 1
             self._idle.clear()
             self._waiting[future] = None
@@ -279,22 +282,3 @@ def _serve(loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(loop.shutdown_default_executor())
     finally:
         loop.close()
-
-
-_owned: weakref.WeakSet[LoopExecutor] = weakref.WeakSet()  # those that run their own loop
-_exiting = False
-
-
-def _at_exit() -> None:
-    """At interpreter exit, as `ThreadPoolExecutor` does: refuse new calls and let the submitted
-    ones finish (before the standard pools' own exit hook, which runs after this one). Calls
-    that `terminate` gave up on stay given up."""
-    global _exiting
-    _exiting = True
-    for executor in list(_owned):
-        if not executor._halted:
-            executor.shutdown(wait=True)
-
-
-threading._register_atexit(_at_exit)  # type: ignore[attr-defined]
-os.register_at_fork(after_in_child=_owned.clear)  # a forked child has none of their threads
