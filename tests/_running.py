@@ -1,11 +1,15 @@
-"""A task that sleeps and counts how many of its calls run at once, for tests of width; and a
-release that waits for a state instead of a fixed sleep."""
+"""Helpers for tests of running work: a task that counts how many of its calls run at once, a
+release that waits for a state instead of a fixed sleep, the threads a test left, and the skip
+for Pythons that cannot start a thread at exit."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
+
+import pytest
 
 
 class Running:
@@ -43,3 +47,10 @@ def new_threads(before: set[threading.Thread]) -> list[threading.Thread]:
     """Threads alive now that were not in `before` (a `set(threading.enumerate())`): what a test
     left running, however many threads of earlier tests end meanwhile."""
     return [t for t in threading.enumerate() if t not in before]
+
+
+# Python 3.12.0-3.12.2 cannot start a thread once exit has begun (CPython gh-113964)
+NO_THREADS_AT_EXIT = pytest.mark.skipif(
+    (3, 12, 0) <= sys.version_info[:3] < (3, 12, 3),
+    reason="Python 3.12.0-3.12.2 cannot start a thread at exit (gh-113964)",
+)

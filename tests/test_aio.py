@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import gearshift
-from _running import new_threads, release_once
+from _running import NO_THREADS_AT_EXIT, new_threads, release_once
 from gearshift import TaskFailed, TaskTimeout, UsageError
 
 
@@ -267,15 +267,13 @@ if sys.argv[1] == "no-wait":
 """
 
 
-@pytest.mark.parametrize("kind", ["coroutine", "function"])
+@pytest.mark.parametrize("kind", ["coroutine", pytest.param("function", marks=NO_THREADS_AT_EXIT)])
 @pytest.mark.parametrize("how", ["no-wait", "never-shut-down"])
 def test_interpreter_exit_lets_submitted_calls_finish_as_thread_pools_do(
     how: str, kind: str
 ) -> None:
     """Python's exit waits for calls a `ThreadPoolExecutor` was given (gh-83386): so does it
     for ours, with or without `shutdown(wait=False)`; a submit after that is refused."""
-    if kind == "function" and (3, 12, 0) <= sys.version_info[:3] < (3, 12, 3):
-        pytest.skip("Python 3.12.0-3.12.2 cannot start a thread at exit (gh-113964)")
     done = subprocess.run(
         [sys.executable, "-c", EXIT_SCRIPT, how, kind], capture_output=True, text=True, timeout=60
     )

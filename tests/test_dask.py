@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import gearshift
+from _running import NO_THREADS_AT_EXIT
 from gearshift import StrategyUnavailable, TaskTimeout, UsageError, WorkerDied
 
 pytest.importorskip("distributed")
@@ -181,6 +182,7 @@ if __name__ == "__main__":
 
 
 @pytest.mark.slow
+@NO_THREADS_AT_EXIT  # distributed starts threads as it runs the call
 def test_interpreter_exit_lets_submitted_calls_finish_on_its_own_cluster() -> None:
     """As for a `ThreadPoolExecutor` (CPython's test_interpreter_shutdown): an executor never
     shut down still runs what it was given before its cluster closes at exit."""
